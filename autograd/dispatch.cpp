@@ -1,0 +1,33 @@
+#include "autograd/dispatch.h"
+
+#include "autograd/error.h"
+#include "cpu/kernels.h"
+
+namespace minidl {
+
+void check_float(const char* op, const Tensor& t, const char* what) {
+  check_defined(op, t, what);
+  MINIDL_CHECK(is_floating(t.dtype()), op, ": expected a float32 or float64 ", what, ", got ", t.meta_str());
+}
+
+void check_same(const char* op, const Tensor& a, const Tensor& b) {
+  check_defined(op, a, "first operand");
+  check_defined(op, b, "second operand");
+  MINIDL_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch: ", a.meta_str(), " and ", b.meta_str(),
+               "; convert one of them with .to(", dtype_name(a.dtype()), ")");
+  MINIDL_CHECK(a.device() == b.device(), op, ": tensors are on different devices: ", a.meta_str(), " and ",
+               b.meta_str(), "; move one of them with .to(device)");
+}
+
+void no_cuda_kernel(const char* op, const Tensor& t) {
+  fail(op, ": no CUDA kernel for this op in this build (input ", t.meta_str(),
+       "); move the tensors to the CPU with .to(Device::cpu())");
+}
+
+Tensor scalar_like(double value, const Tensor& t) {
+  Tensor s = Tensor::empty({}, t.dtype(), Device::cpu());
+  cpu::fill(s, value);
+  return t.device().is_cpu() ? s : s.to(t.device());
+}
+
+}  // namespace minidl

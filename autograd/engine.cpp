@@ -1,0 +1,180 @@
+// The backward engine, the graph's nodes and grad mode.
+//
+// backward() runs in two passes over the graph reachable from the root's grad_fn, both with explicit
+// stacks (a 10,000-op chain is 10,000 nodes deep; recursion would overflow the stack):
+//   1. count, for every node, how many edges lead into it;
+//   2. start from the root with the seed gradient; a node runs once all of its consumers have run and
+//      their gradients for it have been summed (Kahn's algorithm on the reversed graph). It hands one
+//      gradient per input to the nodes behind its edges.
+// Every gradient a rule returns is checked against the shape, dtype and device of the input it is for,
+// so a wrong backward rule fails loudly at the op that has it.
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/error.h"
+#include "autograd/factories.h"
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+
+namespace minidl {
+
+// ---- grad mode ----------------------------------------------------------------------------------
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+// ---- nodes --------------------------------------------------------------------------------------
+Node::~Node() {
+  // Dropping the last reference to a long chain would otherwise destroy it recursively, one stack
+  // frame per node. Instead, take over the edges of every node that is about to die here and let it go
+  // with no edges left.
+  std::vector<std::shared_ptr<Node>> pending;
+  for (Edge& e : edges)
+    if (e.node) pending.push_back(std::move(e.node));
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n.use_count() == 1)
+      for (Edge& e : n->edges)
+        if (e.node) pending.push_back(std::move(e.node));
+  }
+}
+
+std::vector<Tensor> BackwardFunction::apply(const Tensor& grad_output) {
+  MINIDL_CHECK(rule_ != nullptr, name(),
+               ": backward reached this op a second time, but its saved tensors were freed after the first "
+               "backward. Pass retain_graph=true to the first backward() to backpropagate through a graph twice");
+  return rule_(grad_output);
+}
+
+std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
+  Tensor leaf(leaf_);
+  Tensor current = leaf.grad();
+  if (!current.defined()) {
+    // Keep the incoming gradient itself only when nothing else can see or change it; otherwise own a copy
+    // (add's backward, for one, hands the same tensor to both of its inputs).
+    const bool sole_owner = grad_output.impl_ptr().use_count() == 1 && grad_output.impl()->storage.use_count() == 1 &&
+                            grad_output.is_contiguous() && grad_output.offset() == 0;
+    leaf_->grad = (sole_owner ? grad_output.detach() : grad_output.detach().clone()).impl_ptr();
+  } else {
+    current.add_(grad_output);
+  }
+  return {};
+}
+
+SavedTensor::SavedTensor(const Tensor& t) {
+  if (!t.defined()) return;
+  data_ = t.detach();
+  version_ = t.impl()->storage->version();
+}
+
+Tensor SavedTensor::get(const char* op) const {
+  if (!data_.defined()) return data_;
+  const uint64_t now = data_.impl()->storage->version();
+  MINIDL_CHECK(now == version_, op, ": a tensor this op saved for backward (", data_.meta_str(),
+               ") was modified in place after the forward pass (version ", version_, " -> ", now,
+               "); run the forward again after the in-place update, or clone() the tensor before modifying it");
+  return data_;
+}
+
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
+  TensorImpl* impl = leaf.impl();
+  std::shared_ptr<Node> node = impl->grad_accumulator.lock();
+  if (!node) {
+    node = std::make_shared<AccumulateGrad>(leaf.impl_ptr());
+    impl->grad_accumulator = node;
+  }
+  return node;
+}
+
+void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule) {
+  auto node = std::make_shared<BackwardFunction>(name, std::move(rule));
+  node->edges.reserve(inputs.size());
+  for (const Tensor& in : inputs) {
+    Node::Edge e;
+    if (in.defined()) {
+      if (in.requires_grad()) e.node = in.grad_fn() ? in.grad_fn() : grad_accumulator(in);
+      e.shape = in.shape();
+      e.dtype = in.dtype();
+      e.device = in.device();
+    }
+    node->edges.push_back(std::move(e));
+  }
+  TensorImpl* o = out.impl();
+  o->requires_grad = true;
+  o->grad_fn = std::move(node);
+}
+
+// ---- the engine ---------------------------------------------------------------------------------
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
+  check_defined("backward", root, "tensor");
+  MINIDL_CHECK(root.requires_grad(), "backward: the tensor ", root.meta_str(),
+               " does not require grad and was not computed from a tensor that does; call requires_grad_() on "
+               "the inputs (parameters) before the forward pass");
+  Tensor seed = grad;
+  if (!seed.defined()) {
+    MINIDL_CHECK(root.numel() == 1, "backward: a gradient can only be implied for a one-element output (a loss); "
+                 "this tensor is ", root.meta_str(), ", so pass backward(grad) with a gradient of its shape");
+    seed = ones_like(root);
+  } else {
+    MINIDL_CHECK(seed.shape() == root.shape() && seed.dtype() == root.dtype() && seed.device() == root.device(),
+                 "backward: the gradient ", seed.meta_str(), " does not match the output ", root.meta_str());
+  }
+  NoGradGuard no_grad;  // backward rules call ops; they must not record a graph of their own
+
+  std::shared_ptr<Node> start = root.grad_fn() ? root.grad_fn() : grad_accumulator(root);
+
+  // Pass 1: how many edges lead into each node.
+  std::unordered_map<Node*, int> dependencies;
+  {
+    std::vector<Node*> stack{start.get()};
+    std::unordered_set<Node*> seen{start.get()};
+    while (!stack.empty()) {
+      Node* n = stack.back();
+      stack.pop_back();
+      for (const Node::Edge& e : n->edges) {
+        if (!e.node) continue;
+        ++dependencies[e.node.get()];
+        if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+      }
+    }
+  }
+
+  // Pass 2: run each node once all gradients for it have arrived. A node that received no gradient at
+  // all (every consumer returned an undefined one) is still visited, so that its inputs are counted down.
+  std::unordered_map<Node*, Tensor> pending{{start.get(), seed}};
+  std::vector<Node*> ready{start.get()};
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    Tensor g;
+    if (auto it = pending.find(n); it != pending.end()) {
+      g = std::move(it->second);
+      pending.erase(it);
+    }
+    std::vector<Tensor> grads;
+    if (g.defined()) grads = n->apply(g);
+    if (!retain_graph) n->release();
+    MINIDL_CHECK(grads.empty() || grads.size() == n->edges.size(), "backward: internal error: '", n->name(),
+                 "' returned ", grads.size(), " gradients for ", n->edges.size(), " inputs");
+    for (size_t i = 0; i < n->edges.size(); ++i) {
+      const Node::Edge& e = n->edges[i];
+      if (!e.node) continue;
+      if (!grads.empty() && grads[i].defined()) {
+        const Tensor& gi = grads[i];
+        MINIDL_CHECK(gi.shape() == e.shape && gi.dtype() == e.dtype && gi.device() == e.device,
+                     "backward: internal error: the backward of '", n->name(), "' returned a gradient ", gi.meta_str(),
+                     " for its input ", i, ", which is ", dtype_name(e.dtype), shape_str(e.shape), " on ",
+                     e.device.str());
+        auto [it, fresh] = pending.try_emplace(e.node.get(), gi);
+        if (!fresh) it->second = add(it->second, gi);
+      }
+      if (--dependencies[e.node.get()] == 0) ready.push_back(e.node.get());
+    }
+  }
+}
+
+}  // namespace minidl

@@ -1,0 +1,114 @@
+// Tensor factories. They build on the CPU and then move to the requested device.
+#include "autograd/factories.h"
+
+#include <cmath>
+
+#include "autograd/error.h"
+#include "cpu/kernels.h"
+
+namespace minidl {
+namespace {
+
+Tensor finish(Tensor t, const TensorOptions& o) {
+  if (o.device != t.device()) t = t.to(o.device);
+  if (o.requires_grad) t.requires_grad_(true);
+  return t;
+}
+
+template <class V>
+Tensor from_values(const char* op, const std::vector<V>& values, const Shape& shape_in, const TensorOptions& o) {
+  const Shape shape = shape_in.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : shape_in;
+  MINIDL_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()), op, ": ", values.size(),
+               " values do not fill shape ", shape_str(shape), " (", numel_of(shape), " elements)");
+  Tensor src = Tensor::empty(shape, dtype_of<V>());
+  V* p = src.data<V>();
+  for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];
+  Tensor out = Tensor::empty(shape, o.dtype);
+  cpu::copy(src, out);
+  return finish(out, o);
+}
+
+}  // namespace
+
+Tensor full(const Shape& shape, double value, const TensorOptions& o) {
+  Tensor t = Tensor::empty(shape, o.dtype);
+  cpu::fill(t, value);
+  return finish(t, o);
+}
+Tensor zeros(const Shape& shape, const TensorOptions& o) { return full(shape, 0.0, o); }
+Tensor ones(const Shape& shape, const TensorOptions& o) { return full(shape, 1.0, o); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
+
+Tensor arange(double start, double end, double step, const TensorOptions& o) {
+  MINIDL_CHECK(step != 0 && std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange: needs finite ",
+               "start, end and a non-zero step, got (", start, ", ", end, ", ", step, ")");
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
+  Tensor t = Tensor::empty({n}, o.dtype);
+  cpu::arange(t, start, step);
+  return finish(t, o);
+}
+Tensor arange(int64_t end, const TensorOptions& o) { return arange(0.0, static_cast<double>(end), 1.0, o); }
+
+Tensor from_vector(const std::vector<double>& v, const Shape& s, const TensorOptions& o) {
+  return from_values("from_vector", v, s, o);
+}
+Tensor from_vector(const std::vector<float>& v, const Shape& s, const TensorOptions& o) {
+  return from_values("from_vector", v, s, o);
+}
+Tensor from_vector(const std::vector<int64_t>& v, const Shape& s, const TensorOptions& o) {
+  return from_values("from_vector", v, s, o);
+}
+Tensor from_vector(const std::vector<bool>& v, const Shape& s, const TensorOptions& o) {
+  return from_values("from_vector", v, s, o);
+}
+Tensor scalar_tensor(double value, const TensorOptions& o) { return full({}, value, o); }
+
+// ---- random -------------------------------------------------------------------------------------
+Generator& default_generator() {
+  static Generator gen;
+  return gen;
+}
+void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+
+namespace {
+
+Tensor random_tensor(const char* op, const Shape& shape, const TensorOptions& o) {
+  MINIDL_CHECK(is_floating(o.dtype), op, ": random tensors are float32 or float64, not ", dtype_name(o.dtype));
+  return Tensor::empty(shape, o.dtype);
+}
+
+// How many 32-bit stream values a draw of n elements consumes (autograd/random.h).
+uint64_t stream_values(int64_t n, DType dtype, bool normal) {
+  const uint64_t per = dtype == kFloat64 ? 2 : 1;
+  return per * static_cast<uint64_t>(normal ? (n + 1) / 2 * 2 : n);
+}
+
+}  // namespace
+
+Tensor rand(const Shape& shape, const TensorOptions& o, Generator* gen, double lo, double hi) {
+  Tensor t = random_tensor("rand", shape, o);
+  Generator& g = gen ? *gen : default_generator();
+  const auto [seed, offset] = g.reserve(stream_values(t.numel(), o.dtype, false));
+  cpu::uniform(t, seed, offset, lo, hi);
+  return finish(t, o);
+}
+
+Tensor randn(const Shape& shape, const TensorOptions& o, Generator* gen, double mean, double std) {
+  Tensor t = random_tensor("randn", shape, o);
+  Generator& g = gen ? *gen : default_generator();
+  const auto [seed, offset] = g.reserve(stream_values(t.numel(), o.dtype, true));
+  cpu::normal(t, seed, offset, mean, std);
+  return finish(t, o);
+}
+
+Tensor bernoulli(const Shape& shape, double p, const TensorOptions& o, Generator* gen) {
+  MINIDL_CHECK(p >= 0 && p <= 1, "bernoulli: p must lie in [0, 1], got ", p);
+  Tensor t = random_tensor("bernoulli", shape, o);
+  Generator& g = gen ? *gen : default_generator();
+  const auto [seed, offset] = g.reserve(static_cast<uint64_t>(t.numel()));
+  cpu::bernoulli(t, seed, offset, p);
+  return finish(t, o);
+}
+
+}  // namespace minidl

@@ -1,0 +1,99 @@
+// The autograd graph: a Node per recorded op, edges toward the nodes of its inputs.
+//
+// Ops record their backward rule as a lambda (BackwardFunction) that captures only what it reads, as
+// SavedTensors. Leaves that require grad get an AccumulateGrad node that adds into their .grad. The
+// engine (engine.cpp) runs the nodes in reverse topological order.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "autograd/tensor.h"
+
+namespace minidl {
+
+class Node {
+ public:
+  explicit Node(std::string name) : name_(std::move(name)) {}
+  // Releases the edges iteratively: a chain of 100,000 nodes must not overflow the stack when dropped.
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  // dL/d(output) -> dL/d(input i) for every input i (undefined where no gradient flows).
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // Frees the saved tensors after a backward that did not ask to retain the graph.
+  virtual void release() {}
+
+  // One edge per input of the op, in order; `node` is empty where that input needs no gradient. The
+  // shape, dtype and device let the engine check every gradient a backward rule returns.
+  struct Edge {
+    std::shared_ptr<Node> node;
+    Shape shape;
+    DType dtype = DType::Float32;
+    Device device;
+  };
+  std::vector<Edge> edges;
+
+ private:
+  std::string name_;
+};
+
+using BackwardRule = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
+class BackwardFunction final : public Node {
+ public:
+  BackwardFunction(std::string name, BackwardRule rule) : Node(std::move(name)), rule_(std::move(rule)) {}
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  void release() override { rule_ = nullptr; }
+
+ private:
+  BackwardRule rule_;
+};
+
+class AccumulateGrad final : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+// A tensor kept for backward: a detached alias of the data (no history, so saved tensors never keep
+// the graph alive or form cycles) and the storage version at the time it was saved.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  // The saved data; throws if it was modified in place since it was saved. `op` names the reader.
+  Tensor get(const char* op) const;
+  bool defined() const { return data_.defined(); }
+
+ private:
+  Tensor data_;
+  uint64_t version_ = 0;
+};
+
+// True when grad mode is on and any of the (defined) tensors requires grad: the op must record a node.
+template <class... Ts>
+bool needs_grad(const Ts&... inputs) {
+  return grad_enabled() && (... || (inputs.defined() && inputs.requires_grad()));
+}
+
+// Records `out` as the result of op `name` applied to `inputs`, with backward rule `rule` returning one
+// gradient per input. Call only when needs_grad(inputs) is true.
+void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule);
+
+// The node that accumulates into a leaf's .grad, created on first use and shared afterwards.
+std::shared_ptr<Node> grad_accumulator(const Tensor& leaf);
+
+// Runs backward from `root` with seed gradient `grad` (see Tensor::backward).
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph);
+
+}  // namespace minidl

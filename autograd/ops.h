@@ -1,0 +1,124 @@
+// The differentiable ops. Each checks its inputs (shapes, dtypes, devices), runs the kernel of the
+// tensors' device, and records its backward rule when an input requires grad.
+//
+// Where to find an op: the front end (checks + backward rule) is in autograd/ops_<family>.cpp, its CPU
+// kernel in cpu/<family>.cpp, its CUDA kernel in cuda/<family>.cu.
+//   elementwise: add sub mul div neg pow exp log sqrt abs tanh sigmoid relu leaky_relu clamp where
+//                masked_fill and the comparisons
+//   reduce:      sum mean var max min argmax sum_to
+//   gemm:        matmul linear
+//   index:       cat stack split pad index_select gather
+//   softmax:     softmax log_softmax
+//   loss:        ccc ccc_loss
+// Views (reshape, permute, narrow, expand, ...) are Tensor methods, in autograd/ops_view.cpp.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace minidl {
+
+// ---- elementwise, with NumPy broadcasting; both operands must have the same dtype and device ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);  // d/db uses log(a): defined for a > 0
+// Scalar forms: the scalar takes the tensor's dtype.
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor sub(double a, const Tensor& b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor div(double a, const Tensor& b);
+Tensor pow(const Tensor& a, double exponent);
+Tensor pow(double base, const Tensor& exponent);
+
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);  // gradient 0 at x == 0
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);  // gradient 0 at x == 0
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor clamp(const Tensor& x, double lo, double hi);  // gradient passes where lo <= x <= hi
+
+// Comparisons give bool tensors (no gradient).
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+
+// where(cond, a, b): a where cond is true, else b; cond is bool; all three broadcast together.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);  // value where mask is true
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---- reductions over `dims` (empty = all dims); negative dims count from the end ----
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Variance with divisor N - ddof (ddof 0: population, 1: sample).
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, int64_t ddof = 1, bool keepdim = false);
+// Largest / smallest value. The gradient is shared equally among tied maxima (like torch.amax).
+Tensor max(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+Tensor min(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
+// Index of the first largest value along `dim`, as int64 (no gradient).
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+// Sums a broadcast result back down to `shape` (the gradient of a broadcast).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---- matrix products ----
+// matmul follows NumPy: 1-D operands are promoted to a matrix and the added dim removed after; batch
+// dims (all but the last two) broadcast. [..., M, K] @ [..., K, N] -> [..., M, N].
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x @ weight^T + bias with weight [out, in], x [..., in], bias [out] (optional), like torch.nn.Linear.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- joining, splitting, padding, indexing ----
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+// Pieces of `split_size` along dim (the last may be shorter), or pieces of the given sizes.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim = 0);
+// Constant padding in torch.nn.functional.pad's order: {left, right} of the last dim, then of the one
+// before, and so on. Negative amounts crop.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0.0);
+// Rows of x along dim picked by the 1-D int64 `index`.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// out[i][j][k] = x[index[i][j][k]][j][k] for dim 0 (and so on), index int64 with x's number of dims.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+
+// ---- softmax, along one dim, numerically stable (the row max is subtracted first) ----
+Tensor softmax(const Tensor& x, int64_t dim = -1);
+Tensor log_softmax(const Tensor& x, int64_t dim = -1);
+
+// ---- concordance correlation (MODEL.md §4) ----
+// pred, target: [..., C]; mask: bool with pred's shape minus the last dim, or undefined for "all valid".
+// Returns the CCC of each of the C columns over the valid rows, with population moments:
+//   ccc = 2 cov(x, y) / (var(x) + var(y) + (mean(x) - mean(y))^2 + eps).
+Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask = Tensor(), double eps = 1e-8);
+// The training loss sum over columns of (1 - ccc): (1 - CCC_V) + (1 - CCC_A) for C = 2.
+Tensor ccc_loss(const Tensor& pred, const Tensor& target, const Tensor& mask = Tensor(), double eps = 1e-8);
+
+}  // namespace minidl

@@ -1,0 +1,301 @@
+// Tensor basics: metadata, element access, autograd state, conversions and the in-place writes.
+// Views are in ops_view.cpp, printing in print.cpp.
+#include "autograd/tensor.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "autograd/dispatch.h"
+#include "autograd/error.h"
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "cpu/kernels.h"
+#include "cuda/runtime.h"
+
+namespace minidl {
+
+void check_defined(const char* op, const Tensor& t, const char* what) {
+  MINIDL_CHECK(t.defined(), op, ": ", what, " is an undefined tensor (default-constructed, never assigned)");
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape)
+    MINIDL_CHECK(d >= 0, "empty: negative size ", d, " in shape ", shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = base.impl()->storage;
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = base.dtype();
+  return Tensor(std::move(impl));
+}
+
+// ---- metadata -----------------------------------------------------------------------------------
+#define MINIDL_IMPL(op) (check_defined(op, *this, "tensor"), impl_.get())
+
+const Shape& Tensor::shape() const { return MINIDL_IMPL("shape")->shape; }
+int64_t Tensor::dim() const { return static_cast<int64_t>(MINIDL_IMPL("dim")->shape.size()); }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim("size", d, dim())]; }
+int64_t Tensor::numel() const { return numel_of(shape()); }
+const Strides& Tensor::strides() const { return MINIDL_IMPL("strides")->strides; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim("stride", d, dim())]; }
+int64_t Tensor::offset() const { return MINIDL_IMPL("offset")->offset; }
+DType Tensor::dtype() const { return MINIDL_IMPL("dtype")->dtype; }
+Device Tensor::device() const { return MINIDL_IMPL("device")->storage->device(); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int64_t d = dim() - 1; d >= 0; --d) {
+    if (size(d) == 1) continue;
+    if (stride(d) != expected) return false;
+    expected *= size(d);
+  }
+  return true;
+}
+
+bool Tensor::has_overlap() const {
+  for (int64_t d = 0; d < dim(); ++d)
+    if (size(d) > 1 && stride(d) == 0) return true;
+  return false;
+}
+
+std::string Tensor::meta_str() const {
+  if (!defined()) return "undefined";
+  return std::string(dtype_name(dtype())) + shape_str(shape()) + " on " + device().str();
+}
+
+// ---- element access -----------------------------------------------------------------------------
+template <class T>
+T* Tensor::data() const {
+  check_defined("data", *this, "tensor");
+  MINIDL_CHECK(device().is_cpu(), "data<", dtype_name(dtype_of<T>()), ">(): the tensor is ", meta_str(),
+               "; copy it to the CPU with .to(Device::cpu()) first");
+  MINIDL_CHECK(dtype() == dtype_of<T>(), "data<", dtype_name(dtype_of<T>()), ">(): the tensor is ", meta_str(),
+               "; use data<> with its own dtype or convert it with .to(dtype)");
+  return static_cast<T*>(impl_->storage->data()) + impl_->offset;
+}
+template float* Tensor::data<float>() const;
+template double* Tensor::data<double>() const;
+template int64_t* Tensor::data<int64_t>() const;
+template bool* Tensor::data<bool>() const;
+
+void* Tensor::raw_data() const {
+  check_defined("raw_data", *this, "tensor");
+  return static_cast<char*>(impl_->storage->data()) + impl_->offset * static_cast<int64_t>(dtype_size(dtype()));
+}
+
+double Tensor::item() const {
+  check_defined("item", *this, "tensor");
+  MINIDL_CHECK(numel() == 1, "item: only a one-element tensor has a single value; this one is ", meta_str());
+  return values<double>()[0];
+}
+
+template <class T>
+std::vector<T> Tensor::values() const {
+  check_defined("values", *this, "tensor");
+  Tensor host = device().is_cpu() ? *this : detach().to(Device::cpu());
+  Tensor typed = empty(host.shape(), dtype_of<T>());
+  cpu::copy(host, typed);
+  const T* p = typed.data<T>();
+  return std::vector<T>(p, p + typed.numel());
+}
+template std::vector<float> Tensor::values<float>() const;
+template std::vector<double> Tensor::values<double>() const;
+template std::vector<int64_t> Tensor::values<int64_t>() const;
+template std::vector<bool> Tensor::values<bool>() const;
+
+// ---- autograd state -----------------------------------------------------------------------------
+bool Tensor::requires_grad() const { return MINIDL_IMPL("requires_grad")->requires_grad; }
+
+Tensor& Tensor::requires_grad_(bool on) {
+  check_defined("requires_grad_", *this, "tensor");
+  MINIDL_CHECK(!on || is_floating(dtype()), "requires_grad_: only float32 and float64 tensors can require grad; this one is ",
+               meta_str());
+  MINIDL_CHECK(is_leaf(), "requires_grad_: only a leaf tensor can change requires_grad; this one was produced by '",
+               impl_->grad_fn->name(), "'. Use detach() to make a new leaf from it");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const { return Tensor(MINIDL_IMPL("grad")->grad); }
+
+void Tensor::set_grad(const Tensor& g) const {
+  check_defined("set_grad", *this, "tensor");
+  if (g.defined())
+    MINIDL_CHECK(g.shape() == shape() && g.dtype() == dtype() && g.device() == device(), "set_grad: gradient ",
+                 g.meta_str(), " does not match the tensor ", meta_str());
+  impl_->grad = g.impl_ptr();
+}
+
+void Tensor::zero_grad() const { MINIDL_IMPL("zero_grad")->grad.reset(); }
+const std::shared_ptr<Node>& Tensor::grad_fn() const { return MINIDL_IMPL("grad_fn")->grad_fn; }
+bool Tensor::is_leaf() const { return grad_fn() == nullptr; }
+
+void Tensor::backward(const Tensor& grad, bool retain_graph) const { run_backward(*this, grad, retain_graph); }
+
+Tensor Tensor::detach() const {
+  check_defined("detach", *this, "tensor");
+  return make_view(*this, shape(), strides(), offset());
+}
+
+// ---- conversions --------------------------------------------------------------------------------
+namespace {
+
+// Copies a tensor between devices. The source is made contiguous on its own device first, except on a
+// CUDA source, where the whole span of storage the view covers is copied and compacted on the CPU (this
+// needs no CUDA kernel).
+Tensor copy_across(const Tensor& src, Device to) {
+  const size_t es = dtype_size(src.dtype());
+  if (src.device().is_cpu()) {
+    Tensor c = src.is_contiguous() ? src : src.detach().clone();
+    Tensor out = Tensor::empty(src.shape(), src.dtype(), to);
+    cuda::copy(out.raw_data(), c.raw_data(), c.numel() * es, cuda::CopyKind::HostToDevice, to.index);
+    return out;
+  }
+  if (to.is_cuda()) return copy_across(copy_across(src, Device::cpu()), to);  // between two GPUs
+  int64_t lo = 0, hi = 0;  // element span of the view relative to its offset
+  for (int64_t d = 0; d < src.dim(); ++d) {
+    if (src.size(d) == 0) return Tensor::empty(src.shape(), src.dtype(), to);
+    const int64_t reach = (src.size(d) - 1) * src.stride(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  Tensor span = Tensor::empty({hi - lo + 1}, src.dtype(), to);
+  cuda::copy(span.raw_data(), static_cast<char*>(src.raw_data()) + lo * static_cast<int64_t>(es), span.numel() * es,
+             cuda::CopyKind::DeviceToHost, src.device().index);
+  Tensor view = make_view(span, src.shape(), src.strides(), -lo);
+  return view.is_contiguous() ? view : view.clone();
+}
+
+}  // namespace
+
+Tensor Tensor::to(Device target) const {
+  check_defined("to", *this, "tensor");
+  if (target == device()) return *this;
+  MINIDL_CHECK(target.is_cpu() || target.index < cuda_device_count(), "to: cannot move ", meta_str(), " to ",
+               target.str(), ": ",
+               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
+                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  Tensor out = copy_across(detach(), target);
+  if (needs_grad(*this)) {
+    const Device from = device();
+    record(out, "to", {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
+  }
+  return out;
+}
+
+Tensor Tensor::to(DType target) const {
+  check_defined("to", *this, "tensor");
+  if (target == dtype()) return *this;
+  Tensor out = empty(shape(), target, device());
+  switch (device().type) {
+    case DeviceType::CPU: cpu::copy(*this, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("to(dtype)", *this);
+  }
+  if (is_floating(dtype()) && is_floating(target) && needs_grad(*this)) {
+    const DType from = dtype();
+    record(out, "to", {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
+  }
+  return out;
+}
+
+Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+
+Tensor Tensor::clone() const {
+  check_defined("clone", *this, "tensor");
+  Tensor out = empty(shape(), dtype(), device());
+  switch (device().type) {
+    case DeviceType::CPU: cpu::copy(*this, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("clone", *this);
+  }
+  if (needs_grad(*this)) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
+  return out;
+}
+
+// ---- in-place writes ----------------------------------------------------------------------------
+namespace {
+
+void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) {
+  check_defined(op, t, "tensor");
+  MINIDL_CHECK(!(t.requires_grad() && grad_enabled()), op, ": cannot write in place into ", t.meta_str(),
+               ", which requires grad, while grad mode is on: autograd does not track in-place writes. Do the update "
+               "inside a NoGradGuard scope (as optimisers do)");
+  MINIDL_CHECK(allow_overlap || !t.has_overlap(), op, ": cannot write in place into an expanded tensor ", t.meta_str(),
+               " (several indices share one element); clone() it first");
+}
+
+}  // namespace
+
+Tensor& Tensor::fill_(double value) {
+  check_inplace("fill_", *this, true);
+  switch (device().type) {
+    case DeviceType::CPU: cpu::fill(*this, value); break;
+    case DeviceType::CUDA: no_cuda_kernel("fill_", *this);
+  }
+  impl_->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::zero_() { return fill_(0.0); }
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  check_inplace("copy_", *this);
+  check_defined("copy_", src, "source");
+  MINIDL_CHECK(broadcast_shapes("copy_", src.shape(), shape()) == shape(), "copy_: source ", src.meta_str(),
+               " does not broadcast to the destination ", meta_str());
+  const Tensor s = src.device() == device() ? src : src.detach().to(device());
+  switch (device().type) {
+    case DeviceType::CPU: cpu::copy(s, *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("copy_", *this);
+  }
+  impl_->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  check_inplace("add_", *this);
+  check_same("add_", *this, other);
+  MINIDL_CHECK(broadcast_shapes("add_", other.shape(), shape()) == shape(), "add_: ", other.meta_str(),
+               " does not broadcast to the destination ", meta_str());
+  switch (device().type) {
+    case DeviceType::CPU: cpu::axpy(alpha, other, *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("add_", *this);
+  }
+  impl_->storage->bump_version();
+  return *this;
+}
+
+Tensor& Tensor::mul_(double factor) {
+  check_inplace("mul_", *this);
+  check_float("mul_", *this);
+  switch (device().type) {
+    case DeviceType::CPU: cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("mul_", *this);
+  }
+  impl_->storage->bump_version();
+  return *this;
+}
+
+// ---- devices ------------------------------------------------------------------------------------
+Device parse_device(const std::string& text) {
+  if (text == "cpu") return Device::cpu();
+  if (text == "cuda") return Device::cuda(0);
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
+      std::all_of(text.begin() + 5, text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return Device::cuda(std::stoi(text.substr(5)));
+  fail("parse_device: '", text, "' is not a device; expected cpu, cuda or cuda:N");
+}
+
+bool cuda_built() { return cuda::built(); }
+int cuda_device_count() { return cuda::device_count(); }
+
+}  // namespace minidl

@@ -1,0 +1,230 @@
+// CPU GEMM: C = A B, cache-blocked and packed in the GotoBLAS / BLIS way, with no BLAS library.
+//
+// Loop nest (outermost first), sizes chosen for a 32-64 KiB L1 and a >= 1 MiB L2 per core:
+//   jc: NC columns of B and C           B block (KC x NC) is packed once and read from L3/L2
+//   pc: KC of the shared K dimension    A block (MC x KC) is packed and stays in L2
+//   ic: MC rows of A and C
+//   jr, ir: one MR x NR tile of C       the micro-kernel: a KC-long sum of rank-1 updates
+// Packing copies A into MR-row panels and B into NR-column panels laid out in the order the
+// micro-kernel reads them (k-major), zero-padded at the edges. That makes the micro-kernel's loads
+// unit-stride whatever A's and B's strides were, so transposed operands (the backward's A^T and B^T)
+// cost nothing extra, and lets the compiler keep the MR x NR accumulator tile in vector registers.
+//
+// The micro-kernel is plain C++: with -O3 and the native ISA the compiler turns the j loop into NR/W
+// vector FMAs per row (W lanes per register) and keeps c[][] in registers. NR is two registers wide and
+// MR is as many rows as leave room in the register file: 8 x 2 of the 32 AVX-512 registers, 6 x 2 of
+// the 16 AVX2 ones. Threads split the (jr, ir) tiles of each block; every C tile is summed over K in
+// the same order whatever the thread count, so results are bitwise reproducible.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "autograd/error.h"
+#include "cpu/kernels.h"
+
+namespace minidl::cpu {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64, kRows = 8;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32, kRows = 6;
+#else
+constexpr int kVectorBytes = 16, kRows = 4;
+#endif
+
+template <class T>
+struct Blocking {
+  static constexpr int MR = kRows;
+  static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(T));
+  static constexpr int64_t KC = 256;
+  static constexpr int64_t MC = MR * 24;
+  static constexpr int64_t NC = NR * 128;
+};
+
+// Below this many multiply-adds a GEMM runs on one thread: the parallel region would cost more.
+constexpr double kParallelFlops = 1 << 18;
+
+// A grow-only, 64-byte aligned scratch buffer per thread, so small GEMMs (the batched 16 x 16 products
+// of the fusion model) do not allocate on every call.
+template <class T>
+T* scratch(int slot, size_t count) {
+  struct Buffer {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~Buffer() { std::free(p); }
+  };
+  thread_local Buffer buffers[2];
+  Buffer& b = buffers[slot];
+  const size_t need = (count * sizeof(T) + 63) / 64 * 64;
+  if (b.bytes < need) {
+    std::free(b.p);
+    b.p = std::aligned_alloc(64, need);
+    MINIDL_CHECK(b.p != nullptr, "gemm: out of memory for a ", need, "-byte packing buffer");
+    b.bytes = need;
+  }
+  return static_cast<T*>(b.p);
+}
+
+// Packs rows [0, mr) x k-columns [0, kc) of A (at a) into an MR-row panel, k-major, zero rows past mr.
+template <class T, int MR>
+void pack_a_panel(int64_t mr, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* dst) {
+  if (csa == 1 && mr == MR) {
+    for (int i = 0; i < MR; ++i)
+      for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = a[i * rsa + k];
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t i = 0; i < mr; ++i) dst[k * MR + i] = a[i * rsa + k * csa];
+    for (int64_t i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
+  }
+}
+
+// Packs k-rows [0, kc) x columns [0, nr) of B (at b) into an NR-column panel, zero columns past nr.
+template <class T, int NR>
+void pack_b_panel(int64_t nr, int64_t kc, const T* b, int64_t rsb, int64_t csb, T* dst) {
+  if (csb == 1 && nr == NR) {
+    for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, b + k * rsb, sizeof(T) * NR);
+    return;
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = b[k * rsb + j * csb];
+    for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
+  }
+}
+
+// C[0:mr, 0:nr] (+)= Ap · Bp over kc: the MR x NR tile lives in c[][] for the whole k loop.
+template <class T, int MR, int NR>
+void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* __restrict c_out, int64_t rsc,
+                  int64_t csc, bool accumulate, int64_t mr, int64_t nr) {
+  T c[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* a = ap + k * MR;
+    const T* b = bp + k * NR;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+#pragma omp simd
+      for (int j = 0; j < NR; ++j) c[i][j] += a[i] * b[j];
+    }
+  }
+  if (mr == MR && nr == NR && csc == 1) {
+    for (int i = 0; i < MR; ++i) {
+      T* row = c_out + i * rsc;
+      if (accumulate) {
+#pragma omp simd
+        for (int j = 0; j < NR; ++j) row[j] += c[i][j];
+      } else {
+#pragma omp simd
+        for (int j = 0; j < NR; ++j) row[j] = c[i][j];
+      }
+    }
+    return;
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) {
+      T& dst = c_out[i * rsc + j * csc];
+      dst = accumulate ? dst + c[i][j] : c[i][j];
+    }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
+          int64_t csb, T* C, int64_t rsc, int64_t csc, bool accumulate) {
+  using Bl = Blocking<T>;
+  constexpr int MR = Bl::MR, NR = Bl::NR;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) C[i * rsc + j * csc] = T(0);
+    return;
+  }
+  const int64_t nc_max = std::min(Bl::NC, (N + NR - 1) / NR * NR);
+  const int64_t mc_max = std::min(Bl::MC, (M + MR - 1) / MR * MR);
+  const int64_t kc_max = std::min(Bl::KC, K);
+  T* bpack = scratch<T>(0, static_cast<size_t>(kc_max * nc_max));
+  T* apack = scratch<T>(1, static_cast<size_t>(kc_max * mc_max));
+  const bool parallel = !omp_in_parallel() && static_cast<double>(M) * N * K >= kParallelFlops;
+
+#pragma omp parallel if (parallel)
+  for (int64_t jc = 0; jc < N; jc += Bl::NC) {
+    const int64_t nc = std::min(Bl::NC, N - jc), npanels = (nc + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += Bl::KC) {
+      const int64_t kc = std::min(Bl::KC, K - pc);
+      const bool acc = accumulate || pc > 0;
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < npanels; ++p)
+        pack_b_panel<T, NR>(std::min<int64_t>(NR, nc - p * NR), kc, B + pc * rsb + (jc + p * NR) * csb, rsb, csb,
+                            bpack + p * NR * kc);
+      for (int64_t ic = 0; ic < M; ic += Bl::MC) {
+        const int64_t mc = std::min(Bl::MC, M - ic), mpanels = (mc + MR - 1) / MR;
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < mpanels; ++p)
+          pack_a_panel<T, MR>(std::min<int64_t>(MR, mc - p * MR), kc, A + (ic + p * MR) * rsa + pc * csa, rsa, csa,
+                              apack + p * MR * kc);
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t jp = 0; jp < npanels; ++jp)
+          for (int64_t ip = 0; ip < mpanels; ++ip)
+            micro_kernel<T, MR, NR>(kc, apack + ip * MR * kc, bpack + jp * NR * kc,
+                                    C + (ic + ip * MR) * rsc + (jc + jp * NR) * csc, rsc, csc, acc,
+                                    std::min<int64_t>(MR, mc - ip * MR), std::min<int64_t>(NR, nc - jp * NR));
+      }
+    }
+  }
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, int64_t,
+                          float*, int64_t, int64_t, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
+                           int64_t, double*, int64_t, int64_t, bool);
+
+namespace {
+
+template <class T>
+void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t nd = out.dim();
+  const int64_t M = out.size(-2), N = out.size(-1), K = a.size(-1);
+  const Shape batch(out.shape().begin(), out.shape().end() - 2);
+  const int64_t nbatch = numel_of(batch);
+  const T* ab = a.data<T>();
+  const T* bb = b.data<T>();
+  T* ob = out.data<T>();
+  auto batch_offset = [&](const Tensor& t, int64_t n) {
+    int64_t off = 0;
+    for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+      off += (n % batch[d]) * t.stride(d);
+      n /= batch[d];
+    }
+    return off;
+  };
+  auto one = [&](int64_t n) {
+    gemm<T>(M, N, K, ab + batch_offset(a, n), a.stride(nd - 2), a.stride(nd - 1), bb + batch_offset(b, n),
+            b.stride(nd - 2), b.stride(nd - 1), ob + batch_offset(out, n), out.stride(nd - 2), out.stride(nd - 1),
+            false);
+  };
+  // Many small products (the fusion model's per-sequence matrices): one whole product per thread.
+  const bool across_batch = nbatch > 1 && static_cast<double>(M) * N * K < kParallelFlops && !omp_in_parallel();
+  if (across_batch) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < nbatch; ++n) one(n);
+  } else {
+    for (int64_t n = 0; n < nbatch; ++n) one(n);
+  }
+}
+
+}  // namespace
+
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
+  switch (out.dtype()) {
+    case DType::Float32: matmul_typed<float>(a, b, out); return;
+    case DType::Float64: matmul_typed<double>(a, b, out); return;
+    default: fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
+  }
+}
+
+}  // namespace minidl::cpu
