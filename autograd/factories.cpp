@@ -17,7 +17,7 @@ Tensor finish(Tensor t, const TensorOptions& o) {
 
 template <class V>
 Tensor from_values(const char* op, const std::vector<V>& values, const Shape& shape_in, const TensorOptions& o) {
-  const Shape shape = shape_in.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : shape_in;
+  const Shape shape = shape_in.empty() ? Shape{static_cast<int64_t>(values.size())} : shape_in;
   MINIDL_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()), op, ": ", values.size(),
                " values do not fill shape ", shape_str(shape), " (", numel_of(shape), " elements)");
   Tensor src = Tensor::empty(shape, dtype_of<V>());

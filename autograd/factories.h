@@ -19,7 +19,8 @@ Tensor ones_like(const Tensor& t);
 Tensor arange(double start, double end, double step = 1.0, const TensorOptions& options = {});
 Tensor arange(int64_t end, const TensorOptions& options = {});
 
-// From values in row-major order; the shape defaults to 1-D. The values are converted to options.dtype.
+// From values in row-major order; an empty shape means 1-D [values.size()] (use scalar_tensor for a 0-d
+// tensor). The values are converted to options.dtype.
 Tensor from_vector(const std::vector<double>& values, const Shape& shape = {}, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<float>& values, const Shape& shape = {}, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape = {}, const TensorOptions& options = {});

@@ -1,0 +1,166 @@
+// minidl benchmarks. Figures, never tests: every number is printed next to its reference measured in the
+// same run, so the ratio can be read directly.
+//
+//   bench gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]
+//       CPU SGEMM (row-major C = A B, float32) against OpenBLAS's cblas_sgemm, loaded at run time from
+//       Debian's libopenblas0-pthread (no build dependency). Both results are compared, so a figure is
+//       only printed for a correct product.
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/minidl.h"
+#include "cpu/kernels.h"
+
+namespace {
+
+using namespace minidl;
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+// Median seconds of fn over repeats, after one warm-up call; repeats until ~0.5 s have been spent.
+double time_median(const std::function<void()>& fn) {
+  fn();
+  std::vector<double> t;
+  double total = 0;
+  while (t.size() < 3 || (total < 0.5 && t.size() < 50)) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    t.push_back(s);
+    total += s;
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+constexpr int kRowMajor = 101, kNoTrans = 111;
+
+struct Blas {
+  Sgemm sgemm = nullptr;
+  std::string name;
+};
+
+Blas load_openblas(int threads) {
+  Blas b;
+  for (const char* lib : {"libopenblas.so.0", "libopenblas.so"}) {
+    void* h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) continue;
+    b.sgemm = reinterpret_cast<Sgemm>(dlsym(h, "cblas_sgemm"));
+    if (auto set = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"))) set(threads);
+    b.name = lib;
+    if (b.sgemm) return b;
+  }
+  return {};
+}
+
+std::vector<int64_t> parse_sizes(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    const int64_t n = std::stoll(item);
+    if (n <= 0) throw std::invalid_argument("size");
+    out.push_back(n);
+  }
+  return out;
+}
+
+int bench_gemm(int argc, char** argv) {
+  std::vector<int64_t> sizes{256, 512, 1024, 2048};
+  int threads = omp_get_max_threads();
+  std::string json_path;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--sizes") sizes = parse_sizes(value());
+    else if (a == "--threads") threads = std::stoi(value());
+    else if (a == "--json") json_path = value();
+    else throw std::invalid_argument("unknown option " + a);
+  }
+  omp_set_num_threads(threads);
+  const Blas blas = load_openblas(threads);
+  std::printf("CPU SGEMM, row-major C = A B (float32), %d thread%s, %s\n", threads, threads == 1 ? "" : "s",
+              cpu_model().c_str());
+  if (!blas.sgemm)
+    std::printf("OpenBLAS not found (install Debian's libopenblas0-pthread): printing minidl alone, no ratio.\n");
+  std::printf("%6s %16s %18s %8s %14s\n", "size", "minidl GFLOP/s", "OpenBLAS GFLOP/s", "ratio", "max rel diff");
+  std::ostringstream json;
+  json << "{\"device\": \"" << cpu_model() << "\", \"threads\": " << threads << ", \"gemm\": [";
+  Generator gen(1);
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    const int64_t n = sizes[s];
+    const Tensor a = rand({n, n}, {}, &gen, -1, 1), b = rand({n, n}, {}, &gen, -1, 1);
+    Tensor c = zeros({n, n}), ref = zeros({n, n});
+    const float *pa = a.data<float>(), *pb = b.data<float>();
+    float *pc = c.data<float>(), *pr = ref.data<float>();
+    const double flops = 2.0 * n * n * n;
+    const double ours = flops / time_median([&] { cpu::gemm<float>(n, n, n, pa, n, 1, pb, n, 1, pc, n, 1, false); }) / 1e9;
+    double theirs = 0, diff = 0;
+    if (blas.sgemm) {
+      const int ni = static_cast<int>(n);
+      theirs = flops / time_median([&] { blas.sgemm(kRowMajor, kNoTrans, kNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f, pr, ni); }) / 1e9;
+      for (int64_t i = 0; i < n * n; ++i) diff = std::max(diff, std::fabs(double(pc[i]) - pr[i]) / (std::fabs(pr[i]) + 1.0));
+      std::printf("%6lld %16.1f %18.1f %7.0f%% %14.2e\n", static_cast<long long>(n), ours, theirs, 100 * ours / theirs, diff);
+    } else {
+      std::printf("%6lld %16.1f %18s %8s %14s\n", static_cast<long long>(n), ours, "-", "-", "-");
+    }
+    json << (s ? ", " : "") << "{\"size\": " << n << ", \"minidl_gflops\": " << ours
+         << ", \"openblas_gflops\": " << theirs << "}";
+  }
+  json << "]}\n";
+  if (!json_path.empty()) {
+    std::ofstream(json_path) << json.str();
+    std::printf("wrote %s\n", json_path.c_str());
+  }
+  return 0;
+}
+
+void usage(const char* prog) {
+  std::fprintf(stderr,
+               "usage: %s gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]\n"
+               "  gemm   CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n",
+               prog);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(argv[0]);
+    return 2;
+  }
+  const std::string what = argv[1];
+  try {
+    if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "bench: %s\n", e.what());
+    usage(argv[0]);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "bench: unknown benchmark '%s'\n", what.c_str());
+  usage(argv[0]);
+  return 2;
+}
