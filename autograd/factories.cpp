@@ -10,6 +10,7 @@ namespace minidl {
 namespace {
 
 Tensor finish(Tensor t, const TensorOptions& o) {
+  // Tensors are made on the CPU and moved; a CUDA factory's error therefore says "to".
   if (o.device != t.device()) t = t.to(o.device);
   if (o.requires_grad) t.requires_grad_(true);
   return t;
@@ -18,6 +19,7 @@ Tensor finish(Tensor t, const TensorOptions& o) {
 template <class V>
 Tensor from_values(const char* op, const std::vector<V>& values, const Shape& shape_in, const TensorOptions& o) {
   const Shape shape = shape_in.empty() ? Shape{static_cast<int64_t>(values.size())} : shape_in;
+  check_shape(op, shape, 8);
   MINIDL_CHECK(numel_of(shape) == static_cast<int64_t>(values.size()), op, ": ", values.size(),
                " values do not fill shape ", shape_str(shape), " (", numel_of(shape), " elements)");
   Tensor src = Tensor::empty(shape, dtype_of<V>());
@@ -30,20 +32,31 @@ Tensor from_values(const char* op, const std::vector<V>& values, const Shape& sh
 
 }  // namespace
 
-Tensor full(const Shape& shape, double value, const TensorOptions& o) {
+namespace {
+
+// The named factories share full(); each checks the shape under its own name first.
+Tensor filled(const char* op, const Shape& shape, double value, const TensorOptions& o) {
+  check_shape(op, shape, static_cast<int64_t>(dtype_size(o.dtype)));
   Tensor t = Tensor::empty(shape, o.dtype);
   cpu::fill(t, value);
   return finish(t, o);
 }
-Tensor zeros(const Shape& shape, const TensorOptions& o) { return full(shape, 0.0, o); }
-Tensor ones(const Shape& shape, const TensorOptions& o) { return full(shape, 1.0, o); }
+
+}  // namespace
+
+Tensor full(const Shape& shape, double value, const TensorOptions& o) { return filled("full", shape, value, o); }
+Tensor zeros(const Shape& shape, const TensorOptions& o) { return filled("zeros", shape, 0.0, o); }
+Tensor ones(const Shape& shape, const TensorOptions& o) { return filled("ones", shape, 1.0, o); }
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), {.dtype = t.dtype(), .device = t.device()}); }
 
 Tensor arange(double start, double end, double step, const TensorOptions& o) {
   MINIDL_CHECK(step != 0 && std::isfinite(start) && std::isfinite(end) && std::isfinite(step), "arange: needs finite ",
                "start, end and a non-zero step, got (", start, ", ", end, ", ", step, ")");
-  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
+  const double count = std::max(0.0, std::ceil((end - start) / step));
+  MINIDL_CHECK(count <= 9007199254740992.0, "arange: [", start, ", ", end, ") in steps of ", step, " has ", count,
+               " elements, more than a tensor can hold");
+  const int64_t n = static_cast<int64_t>(count);
   Tensor t = Tensor::empty({n}, o.dtype);
   cpu::arange(t, start, step);
   return finish(t, o);
@@ -52,6 +65,9 @@ Tensor arange(int64_t end, const TensorOptions& o) { return arange(0.0, static_c
 
 Tensor from_vector(const std::vector<double>& v, const Shape& s, const TensorOptions& o) {
   return from_values("from_vector", v, s, o);
+}
+Tensor from_vector(std::initializer_list<double> v, const Shape& s, const TensorOptions& o) {
+  return from_values("from_vector", std::vector<double>(v), s, o);
 }
 Tensor from_vector(const std::vector<float>& v, const Shape& s, const TensorOptions& o) {
   return from_values("from_vector", v, s, o);
@@ -75,6 +91,7 @@ namespace {
 
 Tensor random_tensor(const char* op, const Shape& shape, const TensorOptions& o) {
   MINIDL_CHECK(is_floating(o.dtype), op, ": random tensors are float32 or float64, not ", dtype_name(o.dtype));
+  check_shape(op, shape, static_cast<int64_t>(dtype_size(o.dtype)));
   return Tensor::empty(shape, o.dtype);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "autograd/random.h"
@@ -22,6 +23,8 @@ Tensor arange(int64_t end, const TensorOptions& options = {});
 // From values in row-major order; an empty shape means 1-D [values.size()] (use scalar_tensor for a 0-d
 // tensor). The values are converted to options.dtype.
 Tensor from_vector(const std::vector<double>& values, const Shape& shape = {}, const TensorOptions& options = {});
+// A braced list of numbers: from_vector({1, 2.5, 3}, {3}).
+Tensor from_vector(std::initializer_list<double> values, const Shape& shape = {}, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<float>& values, const Shape& shape = {}, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape = {}, const TensorOptions& options = {});
 Tensor from_vector(const std::vector<bool>& values, const Shape& shape = {}, const TensorOptions& options = {});

@@ -97,9 +97,13 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
       for (int64_t o = 0; o < n_out; ++o) {
         const double num = (plus[o] - minus[o]) / (2 * opt.eps);
         const double ana = analytic[i][o * x.numel() + e];
-        const double ratio = std::fabs(ana - num) / (opt.atol + opt.rtol * std::fabs(num));
+        // An exact match passes even with atol = 0 (no 0 / 0); a NaN on either side gives a NaN ratio,
+        // which stays the worst entry once found (every comparison with NaN is false).
+        const double diff = std::fabs(ana - num);
+        const double ratio = diff == 0 ? 0.0 : diff / (opt.atol + opt.rtol * std::fabs(num));
         ++r.entries;
-        if (!(ratio <= r.worst_ratio) || r.input < 0) {  // NaN compares false: a NaN entry becomes the worst
+        const bool worst_is_nan = r.input >= 0 && std::isnan(r.worst_ratio);
+        if (r.input < 0 || (!worst_is_nan && !(ratio <= r.worst_ratio))) {
           r.worst_ratio = ratio;
           r.input = static_cast<int64_t>(i);
           r.input_index = unravel(e, x.shape());

@@ -32,7 +32,13 @@ MatmulPlan plan(const Tensor& a, const Tensor& b) {
   MINIDL_CHECK(K == K2, "matmul: ", shape_str(a.shape()), " @ ", shape_str(b.shape()), ": inner dimensions ", K,
                " and ", K2, " differ");
   const Shape ba(a2.shape().begin(), a2.shape().end() - 2), bb(b2.shape().begin(), b2.shape().end() - 2);
-  Shape batch = broadcast_shapes("matmul", ba, bb);
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", ba, bb);
+  } catch (const Error&) {
+    fail("matmul: ", shape_str(a.shape()), " @ ", shape_str(b.shape()), ": batch dims ", shape_str(ba), " and ",
+         shape_str(bb), " cannot be broadcast");
+  }
   auto expanded = [&](const Tensor& t, int64_t rows, int64_t cols) {
     const int64_t lead = static_cast<int64_t>(batch.size()) - (t.dim() - 2);
     Shape s = batch;

@@ -38,11 +38,12 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   const Tensor& first = tensors[0];
   check_defined("cat", first, "tensor 0");
   MINIDL_CHECK(first.dim() > 0, "cat: cannot concatenate 0-d tensors; unsqueeze them or use stack()");
-  const int64_t dim = wrap_dim("cat", dim_in, first.dim());
+  const int64_t dim = wrap_dim("cat", dim_in, first.shape());
   Shape out_shape = first.shape();
   out_shape[dim] = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
+    check_defined("cat", t, ("tensor " + std::to_string(i) + " of the list").c_str());
     check_same("cat", first, t);
     MINIDL_CHECK(t.dim() == first.dim(), "cat: tensor ", i, " is ", shape_str(t.shape()), " but tensor 0 is ",
                  shape_str(first.shape()), ": all need the same number of dims");
@@ -74,10 +75,11 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim_in) {
   MINIDL_CHECK(!tensors.empty(), "stack: expects a non-empty list of tensors");
   check_defined("stack", tensors[0], "tensor 0");
-  const int64_t dim = wrap_dim("stack", dim_in, tensors[0].dim() + 1);
+  const int64_t dim = wrap_insert_dim("stack", dim_in, tensors[0].shape());
   std::vector<Tensor> parts;
   for (size_t i = 0; i < tensors.size(); ++i) {
     check_defined("stack", tensors[i], "a tensor in the list");
+    check_same("stack", tensors[0], tensors[i]);
     MINIDL_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " is ", shape_str(tensors[i].shape()),
                  " but tensor 0 is ", shape_str(tensors[0].shape()), ": all must have the same shape");
     parts.push_back(tensors[i].unsqueeze(dim));
@@ -87,7 +89,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim_in) {
 
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
   check_defined("split", x);
-  const int64_t dim = wrap_dim("split", dim_in, x.dim());
+  const int64_t dim = wrap_dim("split", dim_in, x.shape());
   MINIDL_CHECK(split_size > 0, "split: split_size must be positive, got ", split_size);
   std::vector<int64_t> sizes;
   for (int64_t at = 0; at < x.size(dim); at += split_size) sizes.push_back(std::min(split_size, x.size(dim) - at));
@@ -96,7 +98,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim_in) {
   check_defined("split", x);
-  const int64_t dim = wrap_dim("split", dim_in, x.dim());
+  const int64_t dim = wrap_dim("split", dim_in, x.shape());
   int64_t total = 0;
   for (int64_t s : sizes) {
     MINIDL_CHECK(s >= 0, "split: negative piece size ", s);
@@ -121,7 +123,11 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
   // Pair k pads dim (ndim - 1 - k): the list starts at the last dim.
   for (size_t k = 0; k < pads.size() / 2; ++k) {
     const int64_t d = x.dim() - 1 - static_cast<int64_t>(k);
-    out_shape[d] += pads[2 * k] + pads[2 * k + 1];
+    int64_t grown = 0;
+    MINIDL_CHECK(!__builtin_add_overflow(pads[2 * k], pads[2 * k + 1], &grown) &&
+                     !__builtin_add_overflow(out_shape[d], grown, &out_shape[d]),
+                 "pad: amounts (", pads[2 * k], ", ", pads[2 * k + 1], ") overflow the size of dim ", d, " of ",
+                 shape_str(x.shape()));
     MINIDL_CHECK(out_shape[d] >= 0, "pad: amounts (", pads[2 * k], ", ", pads[2 * k + 1], ") leave dim ", d, " of ",
                  shape_str(x.shape()), " with negative size ", out_shape[d]);
   }
@@ -152,7 +158,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
 Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_float("index_select", x);
   MINIDL_CHECK(x.dim() > 0, "index_select: cannot index a 0-d tensor");
-  const int64_t dim = wrap_dim("index_select", dim_in, x.dim());
+  const int64_t dim = wrap_dim("index_select", dim_in, x.shape());
   check_defined("index_select", index, "index");
   MINIDL_CHECK(index.dim() == 1, "index_select: the index must be 1-D, got ", index.meta_str());
   check_index("index_select", index, x, dim);
@@ -181,7 +187,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
 Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_float("gather", x);
   MINIDL_CHECK(x.dim() > 0, "gather: cannot index a 0-d tensor");
-  const int64_t dim = wrap_dim("gather", dim_in, x.dim());
+  const int64_t dim = wrap_dim("gather", dim_in, x.shape());
   check_defined("gather", index, "index");
   MINIDL_CHECK(index.dim() == x.dim(), "gather: the index ", index.meta_str(), " must have as many dims as the input ",
                x.meta_str());

@@ -50,7 +50,7 @@ Tensor spread(const Tensor& g, const Shape& in_shape, const std::vector<int64_t>
 Tensor sum_or_mean(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
   check_float(name, x);
-  const auto dims = wrap_dims(name, dims_in, x.dim());
+  const auto dims = wrap_dims(name, dims_in, x.shape());
   Tensor out = final_shape(reduce_kernel(op, x, dims), x.shape(), dims, keepdim);
   if (needs_grad(x)) {
     const Shape in_shape = x.shape();
@@ -67,7 +67,7 @@ Tensor sum_or_mean(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>
 Tensor max_or_min(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
   check_float(name, x);
-  const auto dims = wrap_dims(name, dims_in, x.dim());
+  const auto dims = wrap_dims(name, dims_in, x.shape());
   for (int64_t d : dims)
     MINIDL_CHECK(x.size(d) > 0, name, ": cannot reduce ", x.meta_str(), " over dim ", d, ", which has size 0");
   Tensor kept = reduce_kernel(op, x, dims);
@@ -106,10 +106,11 @@ Tensor min(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, bool keepdim) {
   check_float("var", x);
-  const auto dims = wrap_dims("var", dims_in, x.dim());
+  const auto dims = wrap_dims("var", dims_in, x.shape());
   int64_t count = 1;
   for (int64_t d : dims) count *= x.size(d);
-  MINIDL_CHECK(ddof >= 0 && ddof < count, "var: ddof ", ddof, " needs more than ", ddof, " elements per variance, but ",
+  MINIDL_CHECK(ddof >= 0, "var: ddof ", ddof, " is negative; it must be 0 or more (for ", x.meta_str(), ")");
+  MINIDL_CHECK(ddof < count, "var: ddof ", ddof, " needs more than ", ddof, " elements per variance, but ",
                x.meta_str(), " has ", count, " over the reduced dims");
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), x.dtype(), x.device());
   switch (x.device().type) {
@@ -132,7 +133,7 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, b
 
 Tensor argmax(const Tensor& x, int64_t dim_in, bool keepdim) {
   check_float("argmax", x);
-  const int64_t dim = wrap_dim("argmax", dim_in, x.dim());
+  const int64_t dim = wrap_dim("argmax", dim_in, x.shape(), /*scalar_ok=*/true);
   const std::vector<int64_t> dims = x.dim() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{dim};
   MINIDL_CHECK(x.dim() == 0 || x.size(dim) > 0, "argmax: dim ", dim, " of ", x.meta_str(), " is empty");
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), kInt64, x.device());

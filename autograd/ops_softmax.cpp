@@ -13,7 +13,7 @@ namespace {
 
 Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_in) {
   check_float(name, x_in);
-  const int64_t dim = wrap_dim(name, dim_in, x_in.dim());
+  const int64_t dim = wrap_dim(name, dim_in, x_in.shape(), /*scalar_ok=*/true);
   const Tensor x = x_in.dim() == 0 ? make_view(x_in, {1}, {1}, x_in.offset()) : x_in;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {

@@ -32,6 +32,7 @@ Shape infer_shape(const char* op, const Shape& shape, int64_t numel, const Shape
                  shape_str(from), " (", numel, " elements)");
     out[infer] = numel / known;
   }
+  check_shape(op, out);
   MINIDL_CHECK(numel_of(out) == numel, op, ": shape ", shape_str(shape), " holds ", numel_of(out),
                " elements but the tensor ", shape_str(from), " has ", numel);
   return out;
@@ -104,7 +105,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
   Shape s(dims.size());
   Strides st(dims.size());
   for (size_t i = 0; i < dims.size(); ++i) {
-    const int64_t d = wrap_dim("permute", dims[i], dim());
+    const int64_t d = wrap_dim("permute", dims[i], shape());
     MINIDL_CHECK(!used[d], "permute: dim ", d, " appears twice in ", shape_str(dims));
     used[d] = true;
     perm[i] = d;
@@ -120,7 +121,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   check_defined("transpose", *this, "tensor");
-  const int64_t a = wrap_dim("transpose", d0, dim()), b = wrap_dim("transpose", d1, dim());
+  const int64_t a = wrap_dim("transpose", d0, shape()), b = wrap_dim("transpose", d1, shape());
   std::vector<int64_t> perm(dim());
   std::iota(perm.begin(), perm.end(), 0);
   std::swap(perm[a], perm[b]);
@@ -135,13 +136,13 @@ Tensor Tensor::t() const {
 
 Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) const {
   check_defined("slice", *this, "tensor");
-  const int64_t d = wrap_dim("slice", dim_in, dim());
+  const int64_t d = wrap_dim("slice", dim_in, shape());
   MINIDL_CHECK(step > 0, "slice: step must be positive, got ", step);
   const int64_t n = size(d);
   // Python's rules: negative positions count from the end, out-of-range positions are clamped.
   auto clamp_pos = [n](int64_t p) { return std::clamp<int64_t>(p < 0 ? p + n : p, 0, n); };
   const int64_t b = clamp_pos(start), e = std::max(b, clamp_pos(end));
-  const int64_t len = (e - b + step - 1) / step;
+  const int64_t len = e > b ? (e - b - 1) / step + 1 : 0;  // no overflow for a huge step
   Shape s = shape();
   Strides st = strides();
   s[d] = len;
@@ -162,16 +163,16 @@ Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) c
 
 Tensor Tensor::narrow(int64_t dim_in, int64_t start, int64_t length) const {
   check_defined("narrow", *this, "tensor");
-  const int64_t d = wrap_dim("narrow", dim_in, dim());
+  const int64_t d = wrap_dim("narrow", dim_in, shape());
   const int64_t n = size(d), b = start < 0 ? start + n : start;
-  MINIDL_CHECK(b >= 0 && length >= 0 && b + length <= n, "narrow: [", start, ", ", start, " + ", length,
+  MINIDL_CHECK(b >= 0 && b <= n && length >= 0 && length <= n - b, "narrow: [", start, ", ", start, " + ", length,
                ") is outside dim ", d, " of ", meta_str(), " (size ", n, ")");
   return slice(d, b, b + length);
 }
 
 Tensor Tensor::select(int64_t dim_in, int64_t index) const {
   check_defined("select", *this, "tensor");
-  const int64_t d = wrap_dim("select", dim_in, dim());
+  const int64_t d = wrap_dim("select", dim_in, shape());
   const int64_t n = size(d);
   MINIDL_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ", d, " of ", meta_str());
   return narrow(d, index < 0 ? index + n : index, 1).squeeze(d);
@@ -190,6 +191,8 @@ Tensor Tensor::expand(const Shape& target) const {
       st[i] = 0;
       continue;
     }
+    MINIDL_CHECK(target[i] >= -1, "expand: cannot expand ", meta_str(), " to ", shape_str(target), ": size ", target[i],
+                 " is invalid (sizes are >= 0, or -1 to keep a dim)");
     const int64_t have = size(i - lead), want = target[i] == -1 ? have : target[i];
     MINIDL_CHECK(have == want || have == 1, "expand: cannot expand ", meta_str(), " to ", shape_str(target), ": dim ",
                  i, " has size ", have, ", and only size-1 dims can be expanded");
@@ -220,7 +223,7 @@ Tensor Tensor::squeeze() const {
 
 Tensor Tensor::squeeze(int64_t dim_in) const {
   check_defined("squeeze", *this, "tensor");
-  const int64_t d = wrap_dim("squeeze", dim_in, dim());
+  const int64_t d = wrap_dim("squeeze", dim_in, shape(), /*scalar_ok=*/true);
   if (dim() == 0 || size(d) != 1) return *this;
   Shape s = shape();
   Strides st = strides();
@@ -231,7 +234,7 @@ Tensor Tensor::squeeze(int64_t dim_in) const {
 
 Tensor Tensor::unsqueeze(int64_t dim_in) const {
   check_defined("unsqueeze", *this, "tensor");
-  const int64_t d = wrap_dim("unsqueeze", dim_in, dim() + 1);
+  const int64_t d = wrap_insert_dim("unsqueeze", dim_in, shape());
   Shape s = shape();
   Strides st = strides();
   const int64_t new_stride = d < dim() ? stride(d) * size(d) : 1;
@@ -243,7 +246,7 @@ Tensor Tensor::unsqueeze(int64_t dim_in) const {
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   check_defined("flatten", *this, "tensor");
   if (dim() == 0) return reshape({1});
-  const int64_t a = wrap_dim("flatten", start_dim, dim()), b = wrap_dim("flatten", end_dim, dim());
+  const int64_t a = wrap_dim("flatten", start_dim, shape()), b = wrap_dim("flatten", end_dim, shape());
   MINIDL_CHECK(a <= b, "flatten: start_dim ", a, " comes after end_dim ", b);
   Shape s(shape().begin(), shape().begin() + a);
   int64_t merged = 1;

@@ -10,6 +10,7 @@ namespace minidl {
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   // A zero-size tensor still gets a distinct, valid pointer, so views and copies need no special case.
+  MINIDL_CHECK(nbytes <= (size_t{1} << 62), "allocate: ", nbytes, " bytes is more than any machine has");
   const size_t padded = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
   void* p = nullptr;
   if (device.is_cpu()) {

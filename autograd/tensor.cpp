@@ -20,10 +20,10 @@ void check_defined(const char* op, const Tensor& t, const char* what) {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t d : shape)
-    MINIDL_CHECK(d >= 0, "empty: negative size ", d, " in shape ", shape_str(shape));
+  check_shape("empty", shape, static_cast<int64_t>(dtype_size(dtype)));
+  const int64_t bytes = numel_of(shape) * static_cast<int64_t>(dtype_size(dtype));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(static_cast<size_t>(numel_of(shape)) * dtype_size(dtype), device);
+  impl->storage = Storage::allocate(static_cast<size_t>(bytes), device);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
@@ -45,10 +45,10 @@ Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offse
 
 const Shape& Tensor::shape() const { return MINIDL_IMPL("shape")->shape; }
 int64_t Tensor::dim() const { return static_cast<int64_t>(MINIDL_IMPL("dim")->shape.size()); }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim("size", d, dim())]; }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim("size", d, shape())]; }
 int64_t Tensor::numel() const { return numel_of(shape()); }
 const Strides& Tensor::strides() const { return MINIDL_IMPL("strides")->strides; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim("stride", d, dim())]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim("stride", d, shape())]; }
 int64_t Tensor::offset() const { return MINIDL_IMPL("offset")->offset; }
 DType Tensor::dtype() const { return MINIDL_IMPL("dtype")->dtype; }
 Device Tensor::device() const { return MINIDL_IMPL("device")->storage->device(); }
@@ -181,7 +181,7 @@ Tensor copy_across(const Tensor& src, Device to) {
 Tensor Tensor::to(Device target) const {
   check_defined("to", *this, "tensor");
   if (target == device()) return *this;
-  MINIDL_CHECK(target.is_cpu() || target.index < cuda_device_count(), "to: cannot move ", meta_str(), " to ",
+  MINIDL_CHECK(target.is_cpu() || (target.index >= 0 && target.index < cuda_device_count()), "to: cannot move ", meta_str(), " to ",
                target.str(), ": ",
                cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
                             : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
@@ -289,7 +289,7 @@ Tensor& Tensor::mul_(double factor) {
 Device parse_device(const std::string& text) {
   if (text == "cpu") return Device::cpu();
   if (text == "cuda") return Device::cuda(0);
-  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 && text.size() <= 14 &&
       std::all_of(text.begin() + 5, text.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return Device::cuda(std::stoi(text.substr(5)));
   fail("parse_device: '", text, "' is not a device; expected cpu, cuda or cuda:N");

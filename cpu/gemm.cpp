@@ -208,7 +208,9 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
             false);
   };
   // Many small products (the fusion model's per-sequence matrices): one whole product per thread.
-  const bool across_batch = nbatch > 1 && static_cast<double>(M) * N * K < kParallelFlops && !omp_in_parallel();
+  const double flops = static_cast<double>(M) * N * K;
+  const bool across_batch =
+      nbatch > 1 && flops < kParallelFlops && flops * nbatch >= kParallelFlops && !omp_in_parallel();
   if (across_batch) {
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < nbatch; ++n) one(n);

@@ -1,5 +1,6 @@
 // CPU fills from the Philox stream (autograd/random.h defines which stream values make which element).
-// Each thread computes whole Philox blocks, so the result does not depend on the thread count.
+// Work is split by whole Philox blocks, so the result does not depend on the thread count, and nothing
+// is staged: each block's values go straight to the elements they define.
 #include <cmath>
 
 #include "autograd/error.h"
@@ -10,80 +11,91 @@
 namespace minidl::cpu {
 namespace {
 
-// Calls fn(j, value) for stream values j in [0, count).
+// Calls fn(first, u, count) once per Philox block of a draw of n elements: u[k] is the uniform [0, 1) of
+// element first + k. A block defines 4 float32 uniforms (one value each) or 2 float64 ones (two values
+// each); either way both elements of a Box-Muller pair (2m, 2m + 1) fall in the same block.
 template <class Fn>
-void for_stream(uint64_t seed, uint64_t offset, int64_t count, Fn&& fn) {
-  const int64_t blocks = (count + 3) / 4;
-#pragma omp parallel for schedule(static) if (count >= kParallelGrain && !omp_in_parallel())
+void for_blocks(bool float64, int64_t n, uint64_t seed, uint64_t offset, Fn&& fn) {
+  const int per_block = float64 ? 2 : 4;
+  const int64_t blocks = (n + per_block - 1) / per_block;
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain && !omp_in_parallel())
   for (int64_t b = 0; b < blocks; ++b) {
     const uint64_t ctr = offset + static_cast<uint64_t>(b);
     const philox::Block blk = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u,
                                                     0u, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-    for (int lane = 0; lane < 4 && b * 4 + lane < count; ++lane) fn(b * 4 + lane, blk.v[lane]);
+    double u[4];
+    for (int k = 0; k < per_block; ++k)
+      u[k] = float64 ? philox::to_unit_double(blk.v[2 * k], blk.v[2 * k + 1]) : philox::to_unit_float(blk.v[k]);
+    const int64_t first = b * per_block;
+    fn(first, u, static_cast<int>(std::min<int64_t>(per_block, n - first)));
   }
 }
 
-// Uniform [0, 1) of every element into u (double), following the dtype's rule.
-std::vector<double> uniforms(DType dtype, int64_t n, uint64_t seed, uint64_t offset) {
-  std::vector<double> u(n);
-  if (dtype == DType::Float32) {
-    for_stream(seed, offset, n, [&](int64_t j, uint32_t v) { u[j] = philox::to_unit_float(v); });
-  } else {
-    std::vector<uint32_t> raw(2 * n);
-    for_stream(seed, offset, 2 * n, [&](int64_t j, uint32_t v) { raw[j] = v; });
-    for (int64_t i = 0; i < n; ++i) u[i] = philox::to_unit_double(raw[2 * i], raw[2 * i + 1]);
-  }
-  return u;
-}
-
-template <class Fn>
-void write_float(const Tensor& out, Fn&& value_of) {
-  const int64_t n = out.numel();
-  if (out.dtype() == DType::Float32) {
-    float* o = out.data<float>();
-    for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(value_of(i));
-  } else if (out.dtype() == DType::Float64) {
-    double* o = out.data<double>();
-    for (int64_t i = 0; i < n; ++i) o[i] = value_of(i);
-  } else {
-    fail("random: expected a float32 or float64 tensor, got ", dtype_name(out.dtype()));
+// Runs body<T>(pointer) for a contiguous float tensor.
+template <class Body>
+void with_float_data(const char* op, const Tensor& out, Body&& body) {
+  switch (out.dtype()) {
+    case DType::Float32: body(out.data<float>()); return;
+    case DType::Float64: body(out.data<double>()); return;
+    default: fail(op, ": expected a float32 or float64 tensor, got ", out.meta_str());
   }
 }
 
 }  // namespace
 
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
-  const auto u = uniforms(out.dtype(), out.numel(), seed, offset);
-  write_float(out, [&](int64_t i) { return lo + (hi - lo) * u[i]; });
+  with_float_data("rand", out, [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    for_blocks(std::is_same_v<T, double>, out.numel(), seed, offset, [&](int64_t first, const double* u, int count) {
+      for (int k = 0; k < count; ++k) o[first + k] = static_cast<T>(lo + (hi - lo) * u[k]);
+    });
+  });
 }
 
 void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std) {
-  const int64_t n = out.numel(), pairs = (n + 1) / 2;
-  const auto u = uniforms(out.dtype(), 2 * pairs, seed, offset);
-  std::vector<double> z(2 * pairs);
   constexpr double kTwoPi = 6.283185307179586476925286766559;
-  for (int64_t m = 0; m < pairs; ++m) {
-    const double r = std::sqrt(-2.0 * std::log(1.0 - u[2 * m]));  // 1 - u lies in (0, 1]: log is finite
-    z[2 * m] = r * std::cos(kTwoPi * u[2 * m + 1]);
-    z[2 * m + 1] = r * std::sin(kTwoPi * u[2 * m + 1]);
-  }
-  write_float(out, [&](int64_t i) { return mean + std * z[i]; });
+  const int64_t n = out.numel();
+  with_float_data("randn", out, [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    // The draw covers whole pairs; an odd count drops the last pair's second element.
+    for_blocks(std::is_same_v<T, double>, (n + 1) / 2 * 2, seed, offset, [&](int64_t first, const double* u, int count) {
+      for (int k = 0; k + 1 < count; k += 2) {
+        const double r = std::sqrt(-2.0 * std::log(1.0 - u[k]));  // 1 - u lies in (0, 1]: the log is finite
+        const double z[2] = {r * std::cos(kTwoPi * u[k + 1]), r * std::sin(kTwoPi * u[k + 1])};
+        for (int j = 0; j < 2 && first + k + j < n; ++j) o[first + k + j] = static_cast<T>(mean + std * z[j]);
+      }
+    });
+  });
 }
 
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
-  std::vector<double> u(out.numel());
-  for_stream(seed, offset, out.numel(), [&](int64_t j, uint32_t v) { u[j] = philox::to_unit_float(v); });
-  write_float(out, [&](int64_t i) { return u[i] < p ? 1.0 : 0.0; });
+  with_float_data("bernoulli", out, [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+    // Always the float32 rule (one value per element), whatever the output dtype.
+    for_blocks(false, out.numel(), seed, offset, [&](int64_t first, const double* u, int count) {
+      for (int k = 0; k < count; ++k) o[first + k] = u[k] < p ? T(1) : T(0);
+    });
+  });
 }
 
 void arange(const Tensor& out, double start, double step) {
   const int64_t n = out.numel();
   switch (out.dtype()) {
-    case DType::Float32: for (int64_t i = 0; i < n; ++i) out.data<float>()[i] = static_cast<float>(start + i * step); break;
-    case DType::Float64: for (int64_t i = 0; i < n; ++i) out.data<double>()[i] = start + i * step; break;
-    case DType::Int64:
-      for (int64_t i = 0; i < n; ++i) out.data<int64_t>()[i] = static_cast<int64_t>(std::llround(start + i * step));
+    case DType::Float32: {
+      float* o = out.data<float>();
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(start + static_cast<double>(i) * step);
       break;
+    }
+    case DType::Float64: {
+      double* o = out.data<double>();
+      for (int64_t i = 0; i < n; ++i) o[i] = start + static_cast<double>(i) * step;
+      break;
+    }
+    case DType::Int64: {
+      int64_t* o = out.data<int64_t>();
+      for (int64_t i = 0; i < n; ++i) o[i] = std::llround(start + static_cast<double>(i) * step);
+      break;
+    }
     case DType::Bool: fail("arange: bool is not an arithmetic dtype");
   }
 }
