@@ -24,7 +24,8 @@ Shape infer_shape(const char* op, const Shape& shape, int64_t numel, const Shape
       infer = static_cast<int64_t>(i);
     } else {
       MINIDL_CHECK(out[i] >= 0, op, ": negative size ", out[i], " in ", shape_str(shape));
-      known *= out[i];
+      MINIDL_CHECK(!__builtin_mul_overflow(known, out[i], &known), op, ": shape ", shape_str(shape),
+                   " has more elements than a 64-bit count can address");
     }
   }
   if (infer >= 0) {

@@ -23,7 +23,7 @@ void for_blocks(bool float64, int64_t n, uint64_t seed, uint64_t offset, Fn&& fn
     const uint64_t ctr = offset + static_cast<uint64_t>(b);
     const philox::Block blk = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u,
                                                     0u, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-    double u[4];
+    double u[4] = {};
     for (int k = 0; k < per_block; ++k)
       u[k] = float64 ? philox::to_unit_double(blk.v[2 * k], blk.v[2 * k + 1]) : philox::to_unit_float(blk.v[k]);
     const int64_t first = b * per_block;
