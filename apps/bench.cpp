@@ -92,10 +92,14 @@ int bench_gemm(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--sizes") sizes = parse_sizes(value());
-    else if (a == "--threads") threads = std::stoi(value());
-    else if (a == "--json") json_path = value();
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--sizes")
+      sizes = parse_sizes(value());
+    else if (a == "--threads")
+      threads = std::stoi(value());
+    else if (a == "--json")
+      json_path = value();
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   omp_set_num_threads(threads);
   const Blas blas = load_openblas(threads);
@@ -114,13 +118,19 @@ int bench_gemm(int argc, char** argv) {
     const float *pa = a.data<float>(), *pb = b.data<float>();
     float *pc = c.data<float>(), *pr = ref.data<float>();
     const double flops = 2.0 * n * n * n;
-    const double ours = flops / time_median([&] { cpu::gemm<float>(n, n, n, pa, n, 1, pb, n, 1, pc, n, 1, false); }) / 1e9;
+    const double ours =
+        flops / time_median([&] { cpu::gemm<float>(n, n, n, pa, n, 1, pb, n, 1, pc, n, 1, false); }) / 1e9;
     double theirs = 0, diff = 0;
     if (blas.sgemm) {
       const int ni = static_cast<int>(n);
-      theirs = flops / time_median([&] { blas.sgemm(kRowMajor, kNoTrans, kNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f, pr, ni); }) / 1e9;
-      for (int64_t i = 0; i < n * n; ++i) diff = std::max(diff, std::fabs(double(pc[i]) - pr[i]) / (std::fabs(pr[i]) + 1.0));
-      std::printf("%6lld %16.1f %18.1f %7.0f%% %14.2e\n", static_cast<long long>(n), ours, theirs, 100 * ours / theirs, diff);
+      theirs = flops / time_median([&] {
+                 blas.sgemm(kRowMajor, kNoTrans, kNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f, pr, ni);
+               }) /
+               1e9;
+      for (int64_t i = 0; i < n * n; ++i)
+        diff = std::max(diff, std::fabs(double(pc[i]) - pr[i]) / (std::fabs(pr[i]) + 1.0));
+      std::printf("%6lld %16.1f %18.1f %7.0f%% %14.2e\n", static_cast<long long>(n), ours, theirs, 100 * ours / theirs,
+                  diff);
     } else {
       std::printf("%6lld %16.1f %18s %8s %14s\n", static_cast<long long>(n), ours, "-", "-", "-");
     }

@@ -17,11 +17,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s [steps > 0] [seed]\n", argv[0]);
     return 2;
   }
-  std::printf("Fitting y = tanh(3 x0) (1 - x1^2) + 0.5 x0^2 with a 2-%lld-%lld-1 tanh MLP on %lld points,\n"
-              "full-batch gradient descent with momentum %.2f, lr %.3f, %lld steps, seed %llu.\n",
-              static_cast<long long>(cfg.hidden), static_cast<long long>(cfg.hidden),
-              static_cast<long long>(cfg.samples), cfg.momentum, cfg.lr, static_cast<long long>(cfg.steps),
-              static_cast<unsigned long long>(cfg.seed));
+  std::printf(
+      "Fitting y = tanh(3 x0) (1 - x1^2) + 0.5 x0^2 with a 2-%lld-%lld-1 tanh MLP on %lld points,\n"
+      "full-batch gradient descent with momentum %.2f, lr %.3f, %lld steps, seed %llu.\n",
+      static_cast<long long>(cfg.hidden), static_cast<long long>(cfg.hidden), static_cast<long long>(cfg.samples),
+      cfg.momentum, cfg.lr, static_cast<long long>(cfg.steps), static_cast<unsigned long long>(cfg.seed));
   const int64_t every = std::max<int64_t>(1, cfg.steps / 10);
   try {
     const auto losses = demo::train_mlp(cfg, [&](int64_t step, double loss) {

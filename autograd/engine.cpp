@@ -116,8 +116,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                "the inputs (parameters) before the forward pass");
   Tensor seed = grad;
   if (!seed.defined()) {
-    MINIDL_CHECK(root.numel() == 1, "backward: a gradient can only be implied for a one-element output (a loss); "
-                 "this tensor is ", root.meta_str(), ", so pass backward(grad) with a gradient of its shape");
+    MINIDL_CHECK(root.numel() == 1,
+                 "backward: a gradient can only be implied for a one-element output (a loss); "
+                 "this tensor is ",
+                 root.meta_str(), ", so pass backward(grad) with a gradient of its shape");
     seed = ones_like(root);
   } else {
     MINIDL_CHECK(seed.shape() == root.shape() && seed.dtype() == root.dtype() && seed.device() == root.device(),

@@ -37,7 +37,7 @@ template <class... Parts>
 
 // MINIDL_CHECK(cond, parts...): throws minidl::Error built from parts when cond is false. The parts are
 // only evaluated on failure, so building a message costs nothing on the normal path.
-#define MINIDL_CHECK(cond, ...)                \
-  do {                                         \
-    if (!(cond)) ::minidl::fail(__VA_ARGS__);  \
+#define MINIDL_CHECK(cond, ...)               \
+  do {                                        \
+    if (!(cond)) ::minidl::fail(__VA_ARGS__); \
   } while (0)

@@ -119,8 +119,8 @@ GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
   os.precision(10);
   os << "gradcheck " << (r.ok ? "passed" : "FAILED") << " (" << r.entries << " entries): worst at input " << r.input
      << " index " << shape_str(r.input_index) << ", output index " << shape_str(r.output_index) << ": analytic "
-     << r.analytic << " vs numeric " << r.numeric << ", |diff| " << std::fabs(r.analytic - r.numeric)
-     << " is " << r.worst_ratio << " x the tolerance (atol " << opt.atol << " + rtol " << opt.rtol << " |numeric|)";
+     << r.analytic << " vs numeric " << r.numeric << ", |diff| " << std::fabs(r.analytic - r.numeric) << " is "
+     << r.worst_ratio << " x the tolerance (atol " << opt.atol << " + rtol " << opt.rtol << " |numeric|)";
   r.message = os.str();
   return r;
 }

@@ -18,7 +18,7 @@
 namespace minidl {
 
 struct GradcheckOptions {
-  double eps = 1e-6;   // finite-difference step; float64 keeps its truncation and rounding error ~1e-10
+  double eps = 1e-6;  // finite-difference step; float64 keeps its truncation and rounding error ~1e-10
   double atol = 1e-6;
   double rtol = 1e-4;
 };
@@ -29,8 +29,8 @@ struct GradcheckResult {
   int64_t input = -1;      // which input the worst entry belongs to
   Shape input_index, output_index;
   double analytic = 0, numeric = 0;
-  int64_t entries = 0;     // Jacobian entries compared
-  std::string message;     // one line describing the worst entry
+  int64_t entries = 0;  // Jacobian entries compared
+  std::string message;  // one line describing the worst entry
   explicit operator bool() const { return ok; }
 };
 
@@ -39,6 +39,7 @@ using GradcheckFn = std::function<Tensor(const std::vector<Tensor>&)>;
 // Inputs: float64 CPU tensors. Those that require grad must be leaves (views are fine, made leaves with
 // requires_grad_()) with no overlapping elements (no expanded dims: expand inside f instead). Inputs
 // that do not require grad are passed through unchanged.
-GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
+GradcheckResult gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                          const GradcheckOptions& options = {});
 
 }  // namespace minidl

@@ -14,39 +14,60 @@ namespace minidl {
 
 const char* unary_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Neg: return "neg";
-    case UnaryOp::Exp: return "exp";
-    case UnaryOp::Log: return "log";
-    case UnaryOp::Sqrt: return "sqrt";
-    case UnaryOp::Abs: return "abs";
-    case UnaryOp::Tanh: return "tanh";
-    case UnaryOp::Sigmoid: return "sigmoid";
-    case UnaryOp::Relu: return "relu";
-    case UnaryOp::LeakyRelu: return "leaky_relu";
-    case UnaryOp::Clamp: return "clamp";
+    case UnaryOp::Neg:
+      return "neg";
+    case UnaryOp::Exp:
+      return "exp";
+    case UnaryOp::Log:
+      return "log";
+    case UnaryOp::Sqrt:
+      return "sqrt";
+    case UnaryOp::Abs:
+      return "abs";
+    case UnaryOp::Tanh:
+      return "tanh";
+    case UnaryOp::Sigmoid:
+      return "sigmoid";
+    case UnaryOp::Relu:
+      return "relu";
+    case UnaryOp::LeakyRelu:
+      return "leaky_relu";
+    case UnaryOp::Clamp:
+      return "clamp";
   }
   return "unary";
 }
 
 const char* binary_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add: return "add";
-    case BinaryOp::Sub: return "sub";
-    case BinaryOp::Mul: return "mul";
-    case BinaryOp::Div: return "div";
-    case BinaryOp::Pow: return "pow";
+    case BinaryOp::Add:
+      return "add";
+    case BinaryOp::Sub:
+      return "sub";
+    case BinaryOp::Mul:
+      return "mul";
+    case BinaryOp::Div:
+      return "div";
+    case BinaryOp::Pow:
+      return "pow";
   }
   return "binary";
 }
 
 const char* compare_name(CompareOp op) {
   switch (op) {
-    case CompareOp::Gt: return "gt";
-    case CompareOp::Ge: return "ge";
-    case CompareOp::Lt: return "lt";
-    case CompareOp::Le: return "le";
-    case CompareOp::Eq: return "eq";
-    case CompareOp::Ne: return "ne";
+    case CompareOp::Gt:
+      return "gt";
+    case CompareOp::Ge:
+      return "ge";
+    case CompareOp::Lt:
+      return "lt";
+    case CompareOp::Le:
+      return "le";
+    case CompareOp::Eq:
+      return "eq";
+    case CompareOp::Ne:
+      return "ne";
   }
   return "compare";
 }
@@ -58,8 +79,11 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
   check_float(name, x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU: cpu::unary(op, p, x, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, x);
+    case DeviceType::CPU:
+      cpu::unary(op, p, x, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel(name, x);
   }
   if (needs_grad(x)) {
     if (op == UnaryOp::Neg) {
@@ -70,8 +94,11 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
         Tensor s = saved.get(name);
         Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
         switch (g.device().type) {
-          case DeviceType::CPU: cpu::unary_backward(op, p, s, g, gx); break;
-          case DeviceType::CUDA: no_cuda_kernel(name, g);
+          case DeviceType::CPU:
+            cpu::unary_backward(op, p, s, g, gx);
+            break;
+          case DeviceType::CUDA:
+            no_cuda_kernel(name, g);
         }
         return std::vector<Tensor>{gx};
       });
@@ -85,8 +112,11 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU: cpu::binary(op, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CPU:
+      cpu::binary(op, a, b, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel(name, a);
   }
   return out;
 }
@@ -94,8 +124,11 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
 Tensor ternary_kernel(TernaryOp op, const Tensor& g, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(g.shape(), g.dtype(), g.device());
   switch (g.device().type) {
-    case DeviceType::CPU: cpu::ternary(op, g, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("pow/div backward", g);
+    case DeviceType::CPU:
+      cpu::ternary(op, g, a, b, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("pow/div backward", g);
   }
   return out;
 }
@@ -110,8 +143,11 @@ Tensor compare_op(CompareOp op, const Tensor& a, const Tensor& b) {
   check_same(name, a, b);
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), kBool, a.device());
   switch (a.device().type) {
-    case DeviceType::CPU: cpu::compare(op, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CPU:
+      cpu::compare(op, a, b, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel(name, a);
   }
   return out;
 }
@@ -126,8 +162,11 @@ Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const T
   const Shape shape = broadcast_shapes(name, cond.shape(), broadcast_shapes(name, a.shape(), b.shape()));
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU: cpu::where(cond, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CPU:
+      cpu::where(cond, a, b, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel(name, a);
   }
   if (needs_grad(a, b)) {
     const SavedTensor sc(cond);
@@ -239,7 +278,9 @@ Tensor abs(const Tensor& x) { return unary_op(UnaryOp::Abs, x); }
 Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::Tanh, x); }
 Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::Sigmoid, x); }
 Tensor relu(const Tensor& x) { return unary_op(UnaryOp::Relu, x); }
-Tensor leaky_relu(const Tensor& x, double negative_slope) { return unary_op(UnaryOp::LeakyRelu, x, {negative_slope, 0}); }
+Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  return unary_op(UnaryOp::LeakyRelu, x, {negative_slope, 0});
+}
 Tensor clamp(const Tensor& x, double lo, double hi) {
   MINIDL_CHECK(lo <= hi, "clamp: the lower bound ", lo, " is above the upper bound ", hi);
   return unary_op(UnaryOp::Clamp, x, {lo, hi});

@@ -15,9 +15,9 @@ namespace {
 
 // The operands as matmul sees them: 1-D promoted to a matrix, batch dims broadcast.
 struct MatmulPlan {
-  Tensor a, b;    // [batch..., M, K] and [batch..., K, N] views (stride 0 along broadcast batch dims)
-  Shape a2, b2;   // the shapes after promotion, before broadcasting (what the gradients sum back to)
-  Shape out;      // the shape handed to the user, promoted dims removed
+  Tensor a, b;   // [batch..., M, K] and [batch..., K, N] views (stride 0 along broadcast batch dims)
+  Shape a2, b2;  // the shapes after promotion, before broadcasting (what the gradients sum back to)
+  Shape out;     // the shape handed to the user, promoted dims removed
 };
 
 MatmulPlan plan(const Tensor& a, const Tensor& b) {
@@ -69,8 +69,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   full.push_back(p.b.size(-1));
   Tensor out_full = Tensor::empty(full, a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU: cpu::matmul(p.a, p.b, out_full); break;
-    case DeviceType::CUDA: no_cuda_kernel("matmul", a);
+    case DeviceType::CPU:
+      cpu::matmul(p.a, p.b, out_full);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("matmul", a);
   }
   Tensor out = make_view(out_full, p.out, contiguous_strides(p.out), 0);
   if (needs_grad(a, b)) {

@@ -24,11 +24,16 @@ struct Printer {
   std::string format(double x) const {
     char buf[64];
     if (dtype == kBool) return x != 0 ? "true" : "false";
-    if (dtype == kInt64) std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(x));
-    else if (std::isnan(x)) std::snprintf(buf, sizeof buf, "nan");
-    else if (std::isinf(x)) std::snprintf(buf, sizeof buf, x > 0 ? "inf" : "-inf");
-    else if (scientific) std::snprintf(buf, sizeof buf, "%.4e", x);
-    else std::snprintf(buf, sizeof buf, "%.4f", x);
+    if (dtype == kInt64)
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(x));
+    else if (std::isnan(x))
+      std::snprintf(buf, sizeof buf, "nan");
+    else if (std::isinf(x))
+      std::snprintf(buf, sizeof buf, x > 0 ? "inf" : "-inf");
+    else if (scientific)
+      std::snprintf(buf, sizeof buf, "%.4e", x);
+    else
+      std::snprintf(buf, sizeof buf, "%.4f", x);
     return buf;
   }
 
@@ -59,11 +64,15 @@ struct Printer {
     for (size_t i = 0; i < idx.size(); ++i) {
       if (i) {
         os << ",";
-        if (d + 1 == shape.size()) os << " ";
-        else os << std::string(shape.size() - d - 1, '\n') << std::string(indent + 1, ' ');
+        if (d + 1 == shape.size())
+          os << " ";
+        else
+          os << std::string(shape.size() - d - 1, '\n') << std::string(indent + 1, ' ');
       }
-      if (idx[i] < 0) os << "...";
-      else visit(os, d + 1, base + idx[i] * stride, indent + 1);
+      if (idx[i] < 0)
+        os << "...";
+      else
+        visit(os, d + 1, base + idx[i] * stride, indent + 1);
     }
     os << "]";
   }
@@ -87,12 +96,16 @@ std::string Tensor::str() const {
   for (double x : v) p.width = std::max(p.width, static_cast<int>(p.format(x).size()));
   std::ostringstream os;
   os << "tensor(";
-  if (numel() == 0) os << "[]";
-  else p.visit(os, 0, 0, 7);
+  if (numel() == 0)
+    os << "[]";
+  else
+    p.visit(os, 0, 0, 7);
   os << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device=" << device().str();
-  if (grad_fn()) os << ", grad_fn=" << grad_fn()->name();
-  else if (requires_grad()) os << ", requires_grad";
+  if (grad_fn())
+    os << ", grad_fn=" << grad_fn()->name();
+  else if (requires_grad())
+    os << ", requires_grad";
   os << ")";
   return os.str();
 }

@@ -12,7 +12,7 @@ using Shape = std::vector<int64_t>;    // sizes, outermost first
 using Strides = std::vector<int64_t>;  // in elements, not bytes
 
 std::string shape_str(const Shape& shape);  // "[2,3]"; a 0-d shape prints as "[]"
-int64_t numel_of(const Shape& shape);        // 1 for a 0-d shape; sizes must be non-negative, product < 2^63
+int64_t numel_of(const Shape& shape);       // 1 for a 0-d shape; sizes must be non-negative, product < 2^63
 Strides contiguous_strides(const Shape& shape);
 
 // NumPy broadcasting: align trailing dimensions; sizes must match or be 1. `op` names the caller for the

@@ -23,8 +23,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
 }
 
 Storage::~Storage() {
-  if (device_.is_cpu()) std::free(data_);
-  else cuda::device_free(data_, device_.index);
+  if (device_.is_cpu())
+    std::free(data_);
+  else
+    cuda::device_free(data_, device_.index);
 }
 
 }  // namespace minidl

@@ -119,8 +119,8 @@ bool Tensor::requires_grad() const { return MINIDL_IMPL("requires_grad")->requir
 
 Tensor& Tensor::requires_grad_(bool on) {
   check_defined("requires_grad_", *this, "tensor");
-  MINIDL_CHECK(!on || is_floating(dtype()), "requires_grad_: only float32 and float64 tensors can require grad; this one is ",
-               meta_str());
+  MINIDL_CHECK(!on || is_floating(dtype()),
+               "requires_grad_: only float32 and float64 tensors can require grad; this one is ", meta_str());
   MINIDL_CHECK(is_leaf(), "requires_grad_: only a leaf tensor can change requires_grad; this one was produced by '",
                impl_->grad_fn->name(), "'. Use detach() to make a new leaf from it");
   impl_->requires_grad = on;
@@ -181,8 +181,8 @@ Tensor copy_across(const Tensor& src, Device to) {
 Tensor Tensor::to(Device target) const {
   check_defined("to", *this, "tensor");
   if (target == device()) return *this;
-  MINIDL_CHECK(target.is_cpu() || (target.index >= 0 && target.index < cuda_device_count()), "to: cannot move ", meta_str(), " to ",
-               target.str(), ": ",
+  MINIDL_CHECK(target.is_cpu() || (target.index >= 0 && target.index < cuda_device_count()), "to: cannot move ",
+               meta_str(), " to ", target.str(), ": ",
                cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
                             : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
   Tensor out = copy_across(detach(), target);
@@ -198,8 +198,11 @@ Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out = empty(shape(), target, device());
   switch (device().type) {
-    case DeviceType::CPU: cpu::copy(*this, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("to(dtype)", *this);
+    case DeviceType::CPU:
+      cpu::copy(*this, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("to(dtype)", *this);
   }
   if (is_floating(dtype()) && is_floating(target) && needs_grad(*this)) {
     const DType from = dtype();
@@ -214,8 +217,11 @@ Tensor Tensor::clone() const {
   check_defined("clone", *this, "tensor");
   Tensor out = empty(shape(), dtype(), device());
   switch (device().type) {
-    case DeviceType::CPU: cpu::copy(*this, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("clone", *this);
+    case DeviceType::CPU:
+      cpu::copy(*this, out);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("clone", *this);
   }
   if (needs_grad(*this)) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
@@ -238,8 +244,11 @@ void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) 
 Tensor& Tensor::fill_(double value) {
   check_inplace("fill_", *this, true);
   switch (device().type) {
-    case DeviceType::CPU: cpu::fill(*this, value); break;
-    case DeviceType::CUDA: no_cuda_kernel("fill_", *this);
+    case DeviceType::CPU:
+      cpu::fill(*this, value);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("fill_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -254,8 +263,11 @@ Tensor& Tensor::copy_(const Tensor& src) {
                " does not broadcast to the destination ", meta_str());
   const Tensor s = src.device() == device() ? src : src.detach().to(device());
   switch (device().type) {
-    case DeviceType::CPU: cpu::copy(s, *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("copy_", *this);
+    case DeviceType::CPU:
+      cpu::copy(s, *this);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("copy_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -267,8 +279,11 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   MINIDL_CHECK(broadcast_shapes("add_", other.shape(), shape()) == shape(), "add_: ", other.meta_str(),
                " does not broadcast to the destination ", meta_str());
   switch (device().type) {
-    case DeviceType::CPU: cpu::axpy(alpha, other, *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("add_", *this);
+    case DeviceType::CPU:
+      cpu::axpy(alpha, other, *this);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("add_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -278,8 +293,11 @@ Tensor& Tensor::mul_(double factor) {
   check_inplace("mul_", *this);
   check_float("mul_", *this);
   switch (device().type) {
-    case DeviceType::CPU: cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("mul_", *this);
+    case DeviceType::CPU:
+      cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this);
+      break;
+    case DeviceType::CUDA:
+      no_cuda_kernel("mul_", *this);
   }
   impl_->storage->bump_version();
   return *this;

@@ -72,12 +72,14 @@ class Tensor {
 
   // ---- element access (CPU) -------------------------------------------------------------------
   // Pointer to the element at index [0, ..., 0]. The tensor must be on the CPU and of dtype T.
-  template <class T> T* data() const;
+  template <class T>
+  T* data() const;
   void* raw_data() const;  // same, untyped; also works for CUDA tensors (a device pointer)
   // The value of a one-element tensor on any device, converted to double.
   double item() const;
   // All values in row-major order, converted to T (copies to the CPU if needed).
-  template <class T> std::vector<T> values() const;
+  template <class T>
+  std::vector<T> values() const;
 
   // ---- autograd -------------------------------------------------------------------------------
   bool requires_grad() const;
@@ -124,7 +126,7 @@ class Tensor {
   Tensor& mul_(double factor);
 
   // ---- printing ------------------------------------------------------------------------------
-  std::string str() const;  // values (elided when large), shape, dtype, device, grad state
+  std::string str() const;       // values (elided when large), shape, dtype, device, grad state
   std::string meta_str() const;  // "float32[2,3] on cpu" for error messages
 
  private:

@@ -133,8 +133,8 @@ void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, T*
 }  // namespace
 
 template <class T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
-          int64_t csb, T* C, int64_t rsc, int64_t csc, bool accumulate) {
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb,
+          T* C, int64_t rsc, int64_t csc, bool accumulate) {
   using Bl = Blocking<T>;
   constexpr int MR = Bl::MR, NR = Bl::NR;
   if (M == 0 || N == 0) return;
@@ -180,8 +180,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
 
 template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, int64_t,
                           float*, int64_t, int64_t, bool);
-template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
-                           int64_t, double*, int64_t, int64_t, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, int64_t,
+                           double*, int64_t, int64_t, bool);
 
 namespace {
 
@@ -223,9 +223,14 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
 
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   switch (out.dtype()) {
-    case DType::Float32: matmul_typed<float>(a, b, out); return;
-    case DType::Float64: matmul_typed<double>(a, b, out); return;
-    default: fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
+    case DType::Float32:
+      matmul_typed<float>(a, b, out);
+      return;
+    case DType::Float64:
+      matmul_typed<double>(a, b, out);
+      return;
+    default:
+      fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
   }
 }
 

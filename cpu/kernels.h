@@ -20,7 +20,7 @@ namespace minidl::cpu {
 void unary(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& out);
 // gx = grad of op given s (x or y, see unary_backward_reads_output) and the incoming gradient g.
 void unary_backward(UnaryOp op, const UnaryParams& p, const Tensor& s, const Tensor& g, const Tensor& gx);
-void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);  // out may alias a
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);    // out may alias a
 void compare(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out);  // out is bool
 void ternary(TernaryOp op, const Tensor& g, const Tensor& a, const Tensor& b, const Tensor& out);
 void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
@@ -41,8 +41,8 @@ void argmax(const Tensor& x, int64_t dim, const Tensor& out);  // out int64, fir
 // C = A B (or C += A B when accumulate) for row-major-or-any-strided matrices: element (i, j) of A is
 // A[i * rsa + j * csa]. Cache-blocked and packed; the inner kernel is vectorised by the compiler.
 template <class T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
-          int64_t csb, T* C, int64_t rsc, int64_t csc, bool accumulate);
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb, int64_t csb,
+          T* C, int64_t rsc, int64_t csc, bool accumulate);
 // Batched: a [..., M, K], b [..., K, N], out [..., M, N], all with the same batch shape (a and b may be
 // broadcast along it with stride 0).
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
@@ -65,8 +65,8 @@ void ccc_forward(const Tensor& pred, const Tensor& target, const Tensor& mask, d
                  const Tensor& stats);
 // With g = dL/dccc [C]: dL/dpred = g 2/(N D) ((y - my) - ccc (x - my)), and symmetrically for target.
 // Either output may be undefined (not needed).
-void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc,
-                  const Tensor& stats, const Tensor& g, const Tensor& gpred, const Tensor& gtarget);
+void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc, const Tensor& stats,
+                  const Tensor& g, const Tensor& gpred, const Tensor& gtarget);
 
 // ---- random.cpp ---------------------------------------------------------------------------------
 // Fill `out` (contiguous, float) from the Philox stream at (seed, offset); see autograd/random.h.

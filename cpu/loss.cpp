@@ -75,14 +75,18 @@ void ccc_backward_typed(const Tensor& pred, const Tensor& target, const Tensor& 
 
 void ccc_forward(const Tensor& pred, const Tensor& target, const Tensor& mask, double eps, const Tensor& ccc,
                  const Tensor& stats) {
-  if (pred.dtype() == DType::Float32) ccc_forward_typed<float>(pred, target, mask, eps, ccc, stats);
-  else ccc_forward_typed<double>(pred, target, mask, eps, ccc, stats);
+  if (pred.dtype() == DType::Float32)
+    ccc_forward_typed<float>(pred, target, mask, eps, ccc, stats);
+  else
+    ccc_forward_typed<double>(pred, target, mask, eps, ccc, stats);
 }
 
-void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc,
-                  const Tensor& stats, const Tensor& g, const Tensor& gpred, const Tensor& gtarget) {
-  if (pred.dtype() == DType::Float32) ccc_backward_typed<float>(pred, target, mask, ccc, stats, g, gpred, gtarget);
-  else ccc_backward_typed<double>(pred, target, mask, ccc, stats, g, gpred, gtarget);
+void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc, const Tensor& stats,
+                  const Tensor& g, const Tensor& gpred, const Tensor& gtarget) {
+  if (pred.dtype() == DType::Float32)
+    ccc_backward_typed<float>(pred, target, mask, ccc, stats, g, gpred, gtarget);
+  else
+    ccc_backward_typed<double>(pred, target, mask, ccc, stats, g, gpred, gtarget);
 }
 
 }  // namespace minidl::cpu

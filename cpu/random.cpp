@@ -1,6 +1,7 @@
 // CPU fills from the Philox stream (autograd/random.h defines which stream values make which element).
 // Work is split by whole Philox blocks, so the result does not depend on the thread count, and nothing
 // is staged: each block's values go straight to the elements they define.
+#include <array>
 #include <cmath>
 
 #include "autograd/error.h"
@@ -11,7 +12,9 @@
 namespace minidl::cpu {
 namespace {
 
-// Calls fn(first, u, count) once per Philox block of a draw of n elements: u[k] is the uniform [0, 1) of
+using Uniforms = std::array<double, 4>;
+
+// Calls fn(first, u, count) once per Philox block of a draw of n elements: u[k] (k < count) is the uniform [0, 1) of
 // element first + k. A block defines 4 float32 uniforms (one value each) or 2 float64 ones (two values
 // each); either way both elements of a Box-Muller pair (2m, 2m + 1) fall in the same block.
 template <class Fn>
@@ -23,7 +26,7 @@ void for_blocks(bool float64, int64_t n, uint64_t seed, uint64_t offset, Fn&& fn
     const uint64_t ctr = offset + static_cast<uint64_t>(b);
     const philox::Block blk = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u,
                                                     0u, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-    double u[4] = {};
+    Uniforms u{};
     for (int k = 0; k < per_block; ++k)
       u[k] = float64 ? philox::to_unit_double(blk.v[2 * k], blk.v[2 * k + 1]) : philox::to_unit_float(blk.v[k]);
     const int64_t first = b * per_block;
@@ -35,9 +38,14 @@ void for_blocks(bool float64, int64_t n, uint64_t seed, uint64_t offset, Fn&& fn
 template <class Body>
 void with_float_data(const char* op, const Tensor& out, Body&& body) {
   switch (out.dtype()) {
-    case DType::Float32: body(out.data<float>()); return;
-    case DType::Float64: body(out.data<double>()); return;
-    default: fail(op, ": expected a float32 or float64 tensor, got ", out.meta_str());
+    case DType::Float32:
+      body(out.data<float>());
+      return;
+    case DType::Float64:
+      body(out.data<double>());
+      return;
+    default:
+      fail(op, ": expected a float32 or float64 tensor, got ", out.meta_str());
   }
 }
 
@@ -46,7 +54,7 @@ void with_float_data(const char* op, const Tensor& out, Body&& body) {
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
   with_float_data("rand", out, [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;
-    for_blocks(std::is_same_v<T, double>, out.numel(), seed, offset, [&](int64_t first, const double* u, int count) {
+    for_blocks(std::is_same_v<T, double>, out.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
       for (int k = 0; k < count; ++k) o[first + k] = static_cast<T>(lo + (hi - lo) * u[k]);
     });
   });
@@ -58,13 +66,15 @@ void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, doub
   with_float_data("randn", out, [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;
     // The draw covers whole pairs; an odd count drops the last pair's second element.
-    for_blocks(std::is_same_v<T, double>, (n + 1) / 2 * 2, seed, offset, [&](int64_t first, const double* u, int count) {
-      for (int k = 0; k + 1 < count; k += 2) {
-        const double r = std::sqrt(-2.0 * std::log(1.0 - u[k]));  // 1 - u lies in (0, 1]: the log is finite
-        const double z[2] = {r * std::cos(kTwoPi * u[k + 1]), r * std::sin(kTwoPi * u[k + 1])};
-        for (int j = 0; j < 2 && first + k + j < n; ++j) o[first + k + j] = static_cast<T>(mean + std * z[j]);
-      }
-    });
+    for_blocks(std::is_same_v<T, double>, (n + 1) / 2 * 2, seed, offset,
+               [&](int64_t first, const Uniforms& u, int count) {
+                 for (int k = 0; k + 1 < count; k += 2) {
+                   const double r = std::sqrt(-2.0 * std::log(1.0 - u[k]));  // 1 - u lies in (0, 1]: the log is finite
+                   const double z[2] = {r * std::cos(kTwoPi * u[k + 1]), r * std::sin(kTwoPi * u[k + 1])};
+                   for (int j = 0; j < 2 && first + k + j < n; ++j)
+                     o[first + k + j] = static_cast<T>(mean + std * z[j]);
+                 }
+               });
   });
 }
 
@@ -72,7 +82,7 @@ void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
   with_float_data("bernoulli", out, [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;
     // Always the float32 rule (one value per element), whatever the output dtype.
-    for_blocks(false, out.numel(), seed, offset, [&](int64_t first, const double* u, int count) {
+    for_blocks(false, out.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
       for (int k = 0; k < count; ++k) o[first + k] = u[k] < p ? T(1) : T(0);
     });
   });
@@ -96,7 +106,8 @@ void arange(const Tensor& out, double start, double step) {
       for (int64_t i = 0; i < n; ++i) o[i] = std::llround(start + static_cast<double>(i) * step);
       break;
     }
-    case DType::Bool: fail("arange: bool is not an arithmetic dtype");
+    case DType::Bool:
+      fail("arange: bool is not an arithmetic dtype");
   }
 }
 

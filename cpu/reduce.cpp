@@ -96,13 +96,18 @@ struct Folder {
   explicit Folder(ReduceOp o)
       : op(o), best(o == ReduceOp::Max ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity()) {}
   void add(T v) {
-    if (op == ReduceOp::Sum || op == ReduceOp::Mean) sum += v;
-    else if (std::isnan(v) || std::isnan(best)) best = std::isnan(best) ? best : v;  // NaN wins, like torch
-    else if (op == ReduceOp::Max ? v > best : v < best) best = v;
+    if (op == ReduceOp::Sum || op == ReduceOp::Mean)
+      sum += v;
+    else if (std::isnan(v) || std::isnan(best))
+      best = std::isnan(best) ? best : v;  // NaN wins, like torch
+    else if (op == ReduceOp::Max ? v > best : v < best)
+      best = v;
   }
   void merge(const Folder& o) {
-    if (op == ReduceOp::Sum || op == ReduceOp::Mean) sum += o.sum;
-    else add(o.best);
+    if (op == ReduceOp::Sum || op == ReduceOp::Mean)
+      sum += o.sum;
+    else
+      add(o.best);
   }
   T result(int64_t count) const {
     if (op == ReduceOp::Sum) return static_cast<T>(sum);
@@ -204,9 +209,14 @@ void argmax_typed(const Tensor& x, int64_t dim, const Tensor& out) {
 template <class Fn>
 void float_dispatch(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32: fn(float{}); return;
-    case DType::Float64: fn(double{}); return;
-    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
+    case DType::Float32:
+      fn(float{});
+      return;
+    case DType::Float64:
+      fn(double{});
+      return;
+    default:
+      fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
   }
 }
 

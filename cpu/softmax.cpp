@@ -50,7 +50,8 @@ void softmax_typed(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
       for (int64_t i = 0; i < n; ++i) orow[i * os] = xr[i * xs] - lse;
     } else {
       const double inv = 1.0 / s;
-      for (int64_t i = 0; i < n; ++i) orow[i * os] = static_cast<T>(std::exp(static_cast<double>(xr[i * xs] - m)) * inv);
+      for (int64_t i = 0; i < n; ++i)
+        orow[i * os] = static_cast<T>(std::exp(static_cast<double>(xr[i * xs] - m)) * inv);
     }
   }
 }
@@ -70,7 +71,8 @@ void softmax_backward_typed(const Tensor& y, const Tensor& g, int64_t dim, bool 
     double dot = 0;
     if (log) {
       for (int64_t i = 0; i < n; ++i) dot += gr[i * gs];
-      for (int64_t i = 0; i < n; ++i) xr[i * xs] = static_cast<T>(gr[i * gs] - std::exp(static_cast<double>(yr[i * ys])) * dot);
+      for (int64_t i = 0; i < n; ++i)
+        xr[i * xs] = static_cast<T>(gr[i * gs] - std::exp(static_cast<double>(yr[i * ys])) * dot);
     } else {
       for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(gr[i * gs]) * yr[i * ys];
       for (int64_t i = 0; i < n; ++i) xr[i * xs] = static_cast<T>(yr[i * ys] * (gr[i * gs] - dot));
@@ -81,13 +83,17 @@ void softmax_backward_typed(const Tensor& y, const Tensor& g, int64_t dim, bool 
 }  // namespace
 
 void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
-  if (x.dtype() == DType::Float32) softmax_typed<float>(x, dim, log, out);
-  else softmax_typed<double>(x, dim, log, out);
+  if (x.dtype() == DType::Float32)
+    softmax_typed<float>(x, dim, log, out);
+  else
+    softmax_typed<double>(x, dim, log, out);
 }
 
 void softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, bool log, const Tensor& gx) {
-  if (y.dtype() == DType::Float32) softmax_backward_typed<float>(y, g, dim, log, gx);
-  else softmax_backward_typed<double>(y, g, dim, log, gx);
+  if (y.dtype() == DType::Float32)
+    softmax_backward_typed<float>(y, g, dim, log, gx);
+  else
+    softmax_backward_typed<double>(y, g, dim, log, gx);
 }
 
 }  // namespace minidl::cpu

@@ -124,10 +124,14 @@ inline Outcome run_guarded(const std::function<void()>& f) {
 
 inline std::string describe(const Outcome& o) {
   switch (o.kind) {
-    case Kind::MinidlError: return "minidl::Error: \"" + o.text + "\"";
-    case Kind::OtherException: return "a different exception type (" + o.text + ")";
-    case Kind::NoThrow: return "no exception at all";
-    case Kind::Crash: return o.text;
+    case Kind::MinidlError:
+      return "minidl::Error: \"" + o.text + "\"";
+    case Kind::OtherException:
+      return "a different exception type (" + o.text + ")";
+    case Kind::NoThrow:
+      return "no exception at all";
+    case Kind::Crash:
+      return o.text;
   }
   return "?";
 }
@@ -143,8 +147,8 @@ Outcome expect_error(F&& f, const std::vector<std::string>& fragments) {
     return o;
   }
   for (const std::string& frag : fragments)
-    EXPECT_NE(o.text.find(frag), std::string::npos) << "the message lacks \"" << frag << "\"\n  actual message: \""
-                                                    << o.text << "\"";
+    EXPECT_NE(o.text.find(frag), std::string::npos)
+        << "the message lacks \"" << frag << "\"\n  actual message: \"" << o.text << "\"";
   return o;
 }
 
@@ -206,8 +210,8 @@ inline std::string op(const char* name) { return std::string(name) + ":"; }
 }  // namespace errors_test
 
 // EXPECT_ERROR(expression, "fragment", ...): the expression must throw minidl::Error containing each fragment.
-#define EXPECT_ERROR(expr, ...)                                                                 \
-  do {                                                                                          \
-    SCOPED_TRACE("call: " #expr);                                                               \
-    ::errors_test::expect_error([&] { (void)(expr); }, std::vector<std::string>{__VA_ARGS__});  \
+#define EXPECT_ERROR(expr, ...)                                                                \
+  do {                                                                                         \
+    SCOPED_TRACE("call: " #expr);                                                              \
+    ::errors_test::expect_error([&] { (void)(expr); }, std::vector<std::string>{__VA_ARGS__}); \
   } while (0)

@@ -22,8 +22,7 @@ using namespace errors_test;
 TEST(Errors, HelperRejectsNoThrowOtherExceptionsCrashesAndMissingFragments) {
   EXPECT_NONFATAL_FAILURE(expect_error([] {}, {}), "no exception at all");
   EXPECT_NONFATAL_FAILURE(expect_error([] { throw std::runtime_error("boom"); }, {}), "different exception type");
-  EXPECT_NONFATAL_FAILURE(expect_error([] { throw minidl::Error("add: [2]"); }, {"add:", "[3]"}),
-                          "lacks \"[3]\"");
+  EXPECT_NONFATAL_FAILURE(expect_error([] { throw minidl::Error("add: [2]"); }, {"add:", "[3]"}), "lacks \"[3]\"");
 #ifdef MINIDL_ERRORS_CAN_FORK
   if (std::getenv("MINIDL_ERRORS_NO_FORK") == nullptr) {
     EXPECT_NONFATAL_FAILURE(expect_error([] { std::raise(SIGSEGV); }, {}), "CRASHED");
@@ -116,7 +115,10 @@ TEST(Errors, NonFloatInputsToFloatOps) {
       {"masked_fill", [](const Tensor& x) { return masked_fill(x, full({3}, 1.0, {.dtype = kBool}), 0.0); }},
       {"where", [](const Tensor& x) { return where(full({3}, 1.0, {.dtype = kBool}), x, x); }},
       {"matmul", [](const Tensor& x) { return matmul(x, x); }},
-      {"linear", [](const Tensor& x) { return linear(x, x.reshape({1, 3})); }},
+      {"linear",
+       [](const Tensor& x) {
+         return linear(x, x.reshape({1, 3}));
+       }},
       {"index_select", [](const Tensor& x) { return index_select(x, 0, index_of({0})); }},
       {"gather", [](const Tensor& x) { return gather(x, 0, index_of({0})); }},
   };

@@ -45,7 +45,7 @@ TEST(Errors, NegativeSizesNameTheFactory) {
 // Sizes whose element count or byte count overflows int64 / size_t must be refused, not wrapped around to
 // a small allocation that the fill kernel then overruns.
 TEST(Errors, SizesThatOverflow) {
-  const int64_t big = int64_t{1} << 62;  // 2^62 float32 elements = 2^64 bytes
+  const int64_t big = int64_t{1} << 62;   // 2^62 float32 elements = 2^64 bytes
   const int64_t half = int64_t{1} << 32;  // 2^32 * 2^32 elements = 2^64
   EXPECT_ERROR(zeros({big}), "[4611686018427387904]");
   EXPECT_ERROR(zeros({half, half}), "[4294967296,4294967296]");
@@ -73,7 +73,8 @@ TEST(Errors, HugeViewAndPadArguments) {
   // and makes a [2,-1] view. Either the right answer or a minidl::Error is fine; a negative size is not.
   const Outcome o = run_guarded([&] {
     const Tensor t = x.slice(1, 0, 3, huge);
-    if (t.shape() != Shape{2, 1}) throw std::logic_error("slice(1, 0, 3, INT64_MAX) gave shape " + shape_str(t.shape()));
+    if (t.shape() != Shape{2, 1})
+      throw std::logic_error("slice(1, 0, 3, INT64_MAX) gave shape " + shape_str(t.shape()));
   });
   EXPECT_TRUE(o.kind == Kind::NoThrow || o.kind == Kind::MinidlError) << "got " << describe(o);
 }

@@ -8,9 +8,8 @@ using namespace minidl;
 
 namespace {
 bool have_gpu() { return cuda_device_count() > 0; }
-#define REQUIRE_GPU()                                                                                      \
-  if (!have_gpu())                                                                                         \
-  GTEST_SKIP() << (cuda_built() ? "no CUDA device on this machine" : "minidl was built without CUDA")
+#define REQUIRE_GPU() \
+  if (!have_gpu()) GTEST_SKIP() << (cuda_built() ? "no CUDA device on this machine" : "minidl was built without CUDA")
 }  // namespace
 
 TEST(CudaRuntime, WithoutAGpuMovingToCudaIsAClearError) {
