@@ -130,26 +130,16 @@ struct PowGradB {
 template <class Fn>
 decltype(auto) visit_unary(UnaryOp op, const UnaryParams& p, Fn&& fn) {
   switch (op) {
-    case UnaryOp::Neg:
-      return fn(NegF{});
-    case UnaryOp::Exp:
-      return fn(ExpF{});
-    case UnaryOp::Log:
-      return fn(LogF{});
-    case UnaryOp::Sqrt:
-      return fn(SqrtF{});
-    case UnaryOp::Abs:
-      return fn(AbsF{});
-    case UnaryOp::Tanh:
-      return fn(TanhF{});
-    case UnaryOp::Sigmoid:
-      return fn(SigmoidF{});
-    case UnaryOp::Relu:
-      return fn(ReluF{});
-    case UnaryOp::LeakyRelu:
-      return fn(LeakyReluF{p.p0});
-    case UnaryOp::Clamp:
-      return fn(ClampF{p.p0, p.p1});
+    case UnaryOp::Neg: return fn(NegF{});
+    case UnaryOp::Exp: return fn(ExpF{});
+    case UnaryOp::Log: return fn(LogF{});
+    case UnaryOp::Sqrt: return fn(SqrtF{});
+    case UnaryOp::Abs: return fn(AbsF{});
+    case UnaryOp::Tanh: return fn(TanhF{});
+    case UnaryOp::Sigmoid: return fn(SigmoidF{});
+    case UnaryOp::Relu: return fn(ReluF{});
+    case UnaryOp::LeakyRelu: return fn(LeakyReluF{p.p0});
+    case UnaryOp::Clamp: return fn(ClampF{p.p0, p.p1});
   }
   return fn(NegF{});  // unreachable: every enumerator is handled above
 }
@@ -157,26 +147,16 @@ decltype(auto) visit_unary(UnaryOp op, const UnaryParams& p, Fn&& fn) {
 template <class Fn>
 decltype(auto) visit_unary_grad(UnaryOp op, const UnaryParams& p, Fn&& fn) {
   switch (op) {
-    case UnaryOp::Neg:
-      return fn(NegGrad{});
-    case UnaryOp::Exp:
-      return fn(ExpGrad{});
-    case UnaryOp::Log:
-      return fn(LogGrad{});
-    case UnaryOp::Sqrt:
-      return fn(SqrtGrad{});
-    case UnaryOp::Abs:
-      return fn(AbsGrad{});
-    case UnaryOp::Tanh:
-      return fn(TanhGrad{});
-    case UnaryOp::Sigmoid:
-      return fn(SigmoidGrad{});
-    case UnaryOp::Relu:
-      return fn(ReluGrad{});
-    case UnaryOp::LeakyRelu:
-      return fn(LeakyReluGrad{p.p0});
-    case UnaryOp::Clamp:
-      return fn(ClampGrad{p.p0, p.p1});
+    case UnaryOp::Neg: return fn(NegGrad{});
+    case UnaryOp::Exp: return fn(ExpGrad{});
+    case UnaryOp::Log: return fn(LogGrad{});
+    case UnaryOp::Sqrt: return fn(SqrtGrad{});
+    case UnaryOp::Abs: return fn(AbsGrad{});
+    case UnaryOp::Tanh: return fn(TanhGrad{});
+    case UnaryOp::Sigmoid: return fn(SigmoidGrad{});
+    case UnaryOp::Relu: return fn(ReluGrad{});
+    case UnaryOp::LeakyRelu: return fn(LeakyReluGrad{p.p0});
+    case UnaryOp::Clamp: return fn(ClampGrad{p.p0, p.p1});
   }
   return fn(NegGrad{});
 }
@@ -184,16 +164,11 @@ decltype(auto) visit_unary_grad(UnaryOp op, const UnaryParams& p, Fn&& fn) {
 template <class Fn>
 decltype(auto) visit_binary(BinaryOp op, Fn&& fn) {
   switch (op) {
-    case BinaryOp::Add:
-      return fn(AddF{});
-    case BinaryOp::Sub:
-      return fn(SubF{});
-    case BinaryOp::Mul:
-      return fn(MulF{});
-    case BinaryOp::Div:
-      return fn(DivF{});
-    case BinaryOp::Pow:
-      return fn(PowF{});
+    case BinaryOp::Add: return fn(AddF{});
+    case BinaryOp::Sub: return fn(SubF{});
+    case BinaryOp::Mul: return fn(MulF{});
+    case BinaryOp::Div: return fn(DivF{});
+    case BinaryOp::Pow: return fn(PowF{});
   }
   return fn(AddF{});
 }
@@ -201,18 +176,12 @@ decltype(auto) visit_binary(BinaryOp op, Fn&& fn) {
 template <class Fn>
 decltype(auto) visit_compare(CompareOp op, Fn&& fn) {
   switch (op) {
-    case CompareOp::Gt:
-      return fn(GtF{});
-    case CompareOp::Ge:
-      return fn(GeF{});
-    case CompareOp::Lt:
-      return fn(LtF{});
-    case CompareOp::Le:
-      return fn(LeF{});
-    case CompareOp::Eq:
-      return fn(EqF{});
-    case CompareOp::Ne:
-      return fn(NeF{});
+    case CompareOp::Gt: return fn(GtF{});
+    case CompareOp::Ge: return fn(GeF{});
+    case CompareOp::Lt: return fn(LtF{});
+    case CompareOp::Le: return fn(LeF{});
+    case CompareOp::Eq: return fn(EqF{});
+    case CompareOp::Ne: return fn(NeF{});
   }
   return fn(GtF{});
 }
@@ -220,12 +189,9 @@ decltype(auto) visit_compare(CompareOp op, Fn&& fn) {
 template <class Fn>
 decltype(auto) visit_ternary(TernaryOp op, Fn&& fn) {
   switch (op) {
-    case TernaryOp::DivGradB:
-      return fn(DivGradB{});
-    case TernaryOp::PowGradA:
-      return fn(PowGradA{});
-    case TernaryOp::PowGradB:
-      return fn(PowGradB{});
+    case TernaryOp::DivGradB: return fn(DivGradB{});
+    case TernaryOp::PowGradA: return fn(PowGradA{});
+    case TernaryOp::PowGradB: return fn(PowGradB{});
   }
   return fn(DivGradB{});
 }

@@ -14,60 +14,39 @@ namespace minidl {
 
 const char* unary_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::Neg:
-      return "neg";
-    case UnaryOp::Exp:
-      return "exp";
-    case UnaryOp::Log:
-      return "log";
-    case UnaryOp::Sqrt:
-      return "sqrt";
-    case UnaryOp::Abs:
-      return "abs";
-    case UnaryOp::Tanh:
-      return "tanh";
-    case UnaryOp::Sigmoid:
-      return "sigmoid";
-    case UnaryOp::Relu:
-      return "relu";
-    case UnaryOp::LeakyRelu:
-      return "leaky_relu";
-    case UnaryOp::Clamp:
-      return "clamp";
+    case UnaryOp::Neg: return "neg";
+    case UnaryOp::Exp: return "exp";
+    case UnaryOp::Log: return "log";
+    case UnaryOp::Sqrt: return "sqrt";
+    case UnaryOp::Abs: return "abs";
+    case UnaryOp::Tanh: return "tanh";
+    case UnaryOp::Sigmoid: return "sigmoid";
+    case UnaryOp::Relu: return "relu";
+    case UnaryOp::LeakyRelu: return "leaky_relu";
+    case UnaryOp::Clamp: return "clamp";
   }
   return "unary";
 }
 
 const char* binary_name(BinaryOp op) {
   switch (op) {
-    case BinaryOp::Add:
-      return "add";
-    case BinaryOp::Sub:
-      return "sub";
-    case BinaryOp::Mul:
-      return "mul";
-    case BinaryOp::Div:
-      return "div";
-    case BinaryOp::Pow:
-      return "pow";
+    case BinaryOp::Add: return "add";
+    case BinaryOp::Sub: return "sub";
+    case BinaryOp::Mul: return "mul";
+    case BinaryOp::Div: return "div";
+    case BinaryOp::Pow: return "pow";
   }
   return "binary";
 }
 
 const char* compare_name(CompareOp op) {
   switch (op) {
-    case CompareOp::Gt:
-      return "gt";
-    case CompareOp::Ge:
-      return "ge";
-    case CompareOp::Lt:
-      return "lt";
-    case CompareOp::Le:
-      return "le";
-    case CompareOp::Eq:
-      return "eq";
-    case CompareOp::Ne:
-      return "ne";
+    case CompareOp::Gt: return "gt";
+    case CompareOp::Ge: return "ge";
+    case CompareOp::Lt: return "lt";
+    case CompareOp::Le: return "le";
+    case CompareOp::Eq: return "eq";
+    case CompareOp::Ne: return "ne";
   }
   return "compare";
 }
@@ -79,11 +58,8 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
   check_float(name, x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::unary(op, p, x, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(name, x);
+    case DeviceType::CPU: cpu::unary(op, p, x, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(name, x);
   }
   if (needs_grad(x)) {
     if (op == UnaryOp::Neg) {
@@ -94,11 +70,8 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
         Tensor s = saved.get(name);
         Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
         switch (g.device().type) {
-          case DeviceType::CPU:
-            cpu::unary_backward(op, p, s, g, gx);
-            break;
-          case DeviceType::CUDA:
-            no_cuda_kernel(name, g);
+          case DeviceType::CPU: cpu::unary_backward(op, p, s, g, gx); break;
+          case DeviceType::CUDA: no_cuda_kernel(name, g);
         }
         return std::vector<Tensor>{gx};
       });
@@ -112,11 +85,8 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU:
-      cpu::binary(op, a, b, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(name, a);
+    case DeviceType::CPU: cpu::binary(op, a, b, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(name, a);
   }
   return out;
 }
@@ -124,11 +94,8 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
 Tensor ternary_kernel(TernaryOp op, const Tensor& g, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(g.shape(), g.dtype(), g.device());
   switch (g.device().type) {
-    case DeviceType::CPU:
-      cpu::ternary(op, g, a, b, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("pow/div backward", g);
+    case DeviceType::CPU: cpu::ternary(op, g, a, b, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("pow/div backward", g);
   }
   return out;
 }
@@ -143,11 +110,8 @@ Tensor compare_op(CompareOp op, const Tensor& a, const Tensor& b) {
   check_same(name, a, b);
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), kBool, a.device());
   switch (a.device().type) {
-    case DeviceType::CPU:
-      cpu::compare(op, a, b, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(name, a);
+    case DeviceType::CPU: cpu::compare(op, a, b, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(name, a);
   }
   return out;
 }
@@ -162,11 +126,8 @@ Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const T
   const Shape shape = broadcast_shapes(name, cond.shape(), broadcast_shapes(name, a.shape(), b.shape()));
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU:
-      cpu::where(cond, a, b, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(name, a);
+    case DeviceType::CPU: cpu::where(cond, a, b, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(name, a);
   }
   if (needs_grad(a, b)) {
     const SavedTensor sc(cond);

@@ -69,11 +69,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   full.push_back(p.b.size(-1));
   Tensor out_full = Tensor::empty(full, a.dtype(), a.device());
   switch (a.device().type) {
-    case DeviceType::CPU:
-      cpu::matmul(p.a, p.b, out_full);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("matmul", a);
+    case DeviceType::CPU: cpu::matmul(p.a, p.b, out_full); break;
+    case DeviceType::CUDA: no_cuda_kernel("matmul", a);
   }
   Tensor out = make_view(out_full, p.out, contiguous_strides(p.out), 0);
   if (needs_grad(a, b)) {

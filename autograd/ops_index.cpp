@@ -13,11 +13,8 @@ namespace {
 
 void copy_kernel(const char* op, const Tensor& src, const Tensor& dst) {
   switch (dst.device().type) {
-    case DeviceType::CPU:
-      cpu::copy(src, dst);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(op, dst);
+    case DeviceType::CPU: cpu::copy(src, dst); break;
+    case DeviceType::CUDA: no_cuda_kernel(op, dst);
   }
 }
 
@@ -170,11 +167,8 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
   out_shape[dim] = index.size(0);
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::index_select(x, dim, index, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("index_select", x);
+    case DeviceType::CPU: cpu::index_select(x, dim, index, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("index_select", x);
   }
   if (needs_grad(x)) {
     const SavedTensor si(index);
@@ -182,11 +176,8 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
     record(out, "index_select", {x}, [si, in_shape, dim](const Tensor& g) {
       Tensor gx = zeros(in_shape, {.dtype = g.dtype(), .device = g.device()});
       switch (g.device().type) {
-        case DeviceType::CPU:
-          cpu::index_add(g, dim, si.get("index_select"), gx);
-          break;
-        case DeviceType::CUDA:
-          no_cuda_kernel("index_select backward", g);
+        case DeviceType::CPU: cpu::index_add(g, dim, si.get("index_select"), gx); break;
+        case DeviceType::CUDA: no_cuda_kernel("index_select backward", g);
       }
       return std::vector<Tensor>{gx};
     });
@@ -207,11 +198,8 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_index("gather", index, x, dim);
   Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::gather(x, dim, index, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("gather", x);
+    case DeviceType::CPU: cpu::gather(x, dim, index, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("gather", x);
   }
   if (needs_grad(x)) {
     const SavedTensor si(index);
@@ -219,11 +207,8 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
     record(out, "gather", {x}, [si, in_shape, dim](const Tensor& g) {
       Tensor gx = zeros(in_shape, {.dtype = g.dtype(), .device = g.device()});
       switch (g.device().type) {
-        case DeviceType::CPU:
-          cpu::scatter_add(g, dim, si.get("gather"), gx);
-          break;
-        case DeviceType::CUDA:
-          no_cuda_kernel("gather backward", g);
+        case DeviceType::CPU: cpu::scatter_add(g, dim, si.get("gather"), gx); break;
+        case DeviceType::CUDA: no_cuda_kernel("gather backward", g);
       }
       return std::vector<Tensor>{gx};
     });

@@ -17,14 +17,10 @@ namespace {
 
 const char* reduce_name(cpu::ReduceOp op) {
   switch (op) {
-    case cpu::ReduceOp::Sum:
-      return "sum";
-    case cpu::ReduceOp::Mean:
-      return "mean";
-    case cpu::ReduceOp::Max:
-      return "max";
-    case cpu::ReduceOp::Min:
-      return "min";
+    case cpu::ReduceOp::Sum: return "sum";
+    case cpu::ReduceOp::Mean: return "mean";
+    case cpu::ReduceOp::Max: return "max";
+    case cpu::ReduceOp::Min: return "min";
   }
   return "reduce";
 }
@@ -33,11 +29,8 @@ const char* reduce_name(cpu::ReduceOp op) {
 Tensor reduce_kernel(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor out = Tensor::empty(reduced_shape(x.shape(), dims, true), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::reduce(op, x, dims, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(reduce_name(op), x);
+    case DeviceType::CPU: cpu::reduce(op, x, dims, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(reduce_name(op), x);
   }
   return out;
 }
@@ -121,11 +114,8 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, b
                x.meta_str(), " has ", count, " over the reduced dims");
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::var(x, dims, ddof, kept);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("var", x);
+    case DeviceType::CPU: cpu::var(x, dims, ddof, kept); break;
+    case DeviceType::CUDA: no_cuda_kernel("var", x);
   }
   Tensor out = final_shape(kept, x.shape(), dims, keepdim);
   if (needs_grad(x)) {
@@ -148,11 +138,8 @@ Tensor argmax(const Tensor& x, int64_t dim_in, bool keepdim) {
   MINIDL_CHECK(x.dim() == 0 || x.size(dim) > 0, "argmax: dim ", dim, " of ", x.meta_str(), " is empty");
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), kInt64, x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::argmax(x, dim, kept);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("argmax", x);
+    case DeviceType::CPU: cpu::argmax(x, dim, kept); break;
+    case DeviceType::CUDA: no_cuda_kernel("argmax", x);
   }
   return final_shape(kept, x.shape(), dims, keepdim);
 }

@@ -17,11 +17,8 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
   const Tensor x = x_in.dim() == 0 ? make_view(x_in, {1}, {1}, x_in.offset()) : x_in;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::softmax(x, dim, log, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel(name, x);
+    case DeviceType::CPU: cpu::softmax(x, dim, log, out); break;
+    case DeviceType::CUDA: no_cuda_kernel(name, x);
   }
   if (x_in.dim() == 0) out = make_view(out, {}, {}, 0);
   if (needs_grad(x_in)) {
@@ -31,11 +28,8 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
       const Tensor y1 = y.dim() == 0 ? y.reshape({1}) : y, g1 = g.dim() == 0 ? g.reshape({1}) : g;
       Tensor gx = Tensor::empty(y1.shape(), y1.dtype(), y1.device());
       switch (y.device().type) {
-        case DeviceType::CPU:
-          cpu::softmax_backward(y1, g1, dim, log, gx);
-          break;
-        case DeviceType::CUDA:
-          no_cuda_kernel(name, y);
+        case DeviceType::CPU: cpu::softmax_backward(y1, g1, dim, log, gx); break;
+        case DeviceType::CUDA: no_cuda_kernel(name, y);
       }
       return std::vector<Tensor>{gx.reshape(y.shape())};
     });

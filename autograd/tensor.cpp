@@ -198,11 +198,8 @@ Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
   Tensor out = empty(shape(), target, device());
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::copy(*this, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("to(dtype)", *this);
+    case DeviceType::CPU: cpu::copy(*this, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("to(dtype)", *this);
   }
   if (is_floating(dtype()) && is_floating(target) && needs_grad(*this)) {
     const DType from = dtype();
@@ -217,11 +214,8 @@ Tensor Tensor::clone() const {
   check_defined("clone", *this, "tensor");
   Tensor out = empty(shape(), dtype(), device());
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::copy(*this, out);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("clone", *this);
+    case DeviceType::CPU: cpu::copy(*this, out); break;
+    case DeviceType::CUDA: no_cuda_kernel("clone", *this);
   }
   if (needs_grad(*this)) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
@@ -244,11 +238,8 @@ void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) 
 Tensor& Tensor::fill_(double value) {
   check_inplace("fill_", *this, true);
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::fill(*this, value);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("fill_", *this);
+    case DeviceType::CPU: cpu::fill(*this, value); break;
+    case DeviceType::CUDA: no_cuda_kernel("fill_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -263,11 +254,8 @@ Tensor& Tensor::copy_(const Tensor& src) {
                " does not broadcast to the destination ", meta_str());
   const Tensor s = src.device() == device() ? src : src.detach().to(device());
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::copy(s, *this);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("copy_", *this);
+    case DeviceType::CPU: cpu::copy(s, *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("copy_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -279,11 +267,8 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   MINIDL_CHECK(broadcast_shapes("add_", other.shape(), shape()) == shape(), "add_: ", other.meta_str(),
                " does not broadcast to the destination ", meta_str());
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::axpy(alpha, other, *this);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("add_", *this);
+    case DeviceType::CPU: cpu::axpy(alpha, other, *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("add_", *this);
   }
   impl_->storage->bump_version();
   return *this;
@@ -293,11 +278,8 @@ Tensor& Tensor::mul_(double factor) {
   check_inplace("mul_", *this);
   check_float("mul_", *this);
   switch (device().type) {
-    case DeviceType::CPU:
-      cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this);
-      break;
-    case DeviceType::CUDA:
-      no_cuda_kernel("mul_", *this);
+    case DeviceType::CPU: cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
+    case DeviceType::CUDA: no_cuda_kernel("mul_", *this);
   }
   impl_->storage->bump_version();
   return *this;

@@ -58,14 +58,9 @@ void map(F f, const Tensor& out, const Ts&... in) {
 template <class Fn>
 void float_dispatch(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32:
-      fn(float{});
-      return;
-    case DType::Float64:
-      fn(double{});
-      return;
-    default:
-      fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
+    case DType::Float32: fn(float{}); return;
+    case DType::Float64: fn(double{}); return;
+    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
   }
 }
 
@@ -73,18 +68,10 @@ void float_dispatch(const char* op, DType dtype, Fn&& fn) {
 template <class Fn>
 void any_dispatch(DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32:
-      fn(float{});
-      return;
-    case DType::Float64:
-      fn(double{});
-      return;
-    case DType::Int64:
-      fn(int64_t{});
-      return;
-    case DType::Bool:
-      fn(bool{});
-      return;
+    case DType::Float32: fn(float{}); return;
+    case DType::Float64: fn(double{}); return;
+    case DType::Int64: fn(int64_t{}); return;
+    case DType::Bool: fn(bool{}); return;
   }
 }
 

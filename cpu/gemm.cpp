@@ -223,14 +223,9 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
 
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   switch (out.dtype()) {
-    case DType::Float32:
-      matmul_typed<float>(a, b, out);
-      return;
-    case DType::Float64:
-      matmul_typed<double>(a, b, out);
-      return;
-    default:
-      fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
+    case DType::Float32: matmul_typed<float>(a, b, out); return;
+    case DType::Float64: matmul_typed<double>(a, b, out); return;
+    default: fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
   }
 }
 

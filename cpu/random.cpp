@@ -38,14 +38,9 @@ void for_blocks(bool float64, int64_t n, uint64_t seed, uint64_t offset, Fn&& fn
 template <class Body>
 void with_float_data(const char* op, const Tensor& out, Body&& body) {
   switch (out.dtype()) {
-    case DType::Float32:
-      body(out.data<float>());
-      return;
-    case DType::Float64:
-      body(out.data<double>());
-      return;
-    default:
-      fail(op, ": expected a float32 or float64 tensor, got ", out.meta_str());
+    case DType::Float32: body(out.data<float>()); return;
+    case DType::Float64: body(out.data<double>()); return;
+    default: fail(op, ": expected a float32 or float64 tensor, got ", out.meta_str());
   }
 }
 
@@ -106,8 +101,7 @@ void arange(const Tensor& out, double start, double step) {
       for (int64_t i = 0; i < n; ++i) o[i] = std::llround(start + static_cast<double>(i) * step);
       break;
     }
-    case DType::Bool:
-      fail("arange: bool is not an arithmetic dtype");
+    case DType::Bool: fail("arange: bool is not an arithmetic dtype");
   }
 }
 

@@ -209,14 +209,9 @@ void argmax_typed(const Tensor& x, int64_t dim, const Tensor& out) {
 template <class Fn>
 void float_dispatch(const char* op, DType dtype, Fn&& fn) {
   switch (dtype) {
-    case DType::Float32:
-      fn(float{});
-      return;
-    case DType::Float64:
-      fn(double{});
-      return;
-    default:
-      fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
+    case DType::Float32: fn(float{}); return;
+    case DType::Float64: fn(double{}); return;
+    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
   }
 }
 

@@ -124,14 +124,10 @@ inline Outcome run_guarded(const std::function<void()>& f) {
 
 inline std::string describe(const Outcome& o) {
   switch (o.kind) {
-    case Kind::MinidlError:
-      return "minidl::Error: \"" + o.text + "\"";
-    case Kind::OtherException:
-      return "a different exception type (" + o.text + ")";
-    case Kind::NoThrow:
-      return "no exception at all";
-    case Kind::Crash:
-      return o.text;
+    case Kind::MinidlError: return "minidl::Error: \"" + o.text + "\"";
+    case Kind::OtherException: return "a different exception type (" + o.text + ")";
+    case Kind::NoThrow: return "no exception at all";
+    case Kind::Crash: return o.text;
   }
   return "?";
 }

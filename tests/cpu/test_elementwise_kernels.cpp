@@ -54,16 +54,11 @@ std::vector<std::tuple<std::string, Tensor, Tensor>> operand_pairs(DType dt) {
 template <class T>
 T binary_ref(BinaryOp op, T a, T b) {
   switch (op) {
-    case BinaryOp::Add:
-      return a + b;
-    case BinaryOp::Sub:
-      return a - b;
-    case BinaryOp::Mul:
-      return a * b;
-    case BinaryOp::Div:
-      return a / b;
-    case BinaryOp::Pow:
-      return static_cast<T>(std::pow(static_cast<long double>(a), static_cast<long double>(b)));
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return static_cast<T>(std::pow(static_cast<long double>(a), static_cast<long double>(b)));
   }
   return 0;
 }
@@ -142,26 +137,16 @@ TEST(Elementwise, EmptyTensors) {
 
 long double unary_ref(UnaryOp op, const UnaryParams& p, long double x) {
   switch (op) {
-    case UnaryOp::Neg:
-      return -x;
-    case UnaryOp::Exp:
-      return std::exp(x);
-    case UnaryOp::Log:
-      return std::log(x);
-    case UnaryOp::Sqrt:
-      return std::sqrt(x);
-    case UnaryOp::Abs:
-      return std::fabs(x);
-    case UnaryOp::Tanh:
-      return std::tanh(x);
-    case UnaryOp::Sigmoid:
-      return 1.0L / (1.0L + std::exp(-x));
-    case UnaryOp::Relu:
-      return x > 0 ? x : 0;
-    case UnaryOp::LeakyRelu:
-      return x > 0 ? x : x * p.p0;
-    case UnaryOp::Clamp:
-      return x < p.p0 ? p.p0 : (x > p.p1 ? p.p1 : x);
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Abs: return std::fabs(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return 1.0L / (1.0L + std::exp(-x));
+    case UnaryOp::Relu: return x > 0 ? x : 0;
+    case UnaryOp::LeakyRelu: return x > 0 ? x : x * p.p0;
+    case UnaryOp::Clamp: return x < p.p0 ? p.p0 : (x > p.p1 ? p.p1 : x);
   }
   return 0;
 }
@@ -366,18 +351,10 @@ D convert_ref(S v) {
 template <class F>
 void dispatch_dtype(DType dt, F&& f) {
   switch (dt) {
-    case DType::Float32:
-      f(float{});
-      return;
-    case DType::Float64:
-      f(double{});
-      return;
-    case DType::Int64:
-      f(int64_t{});
-      return;
-    case DType::Bool:
-      f(bool{});
-      return;
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    case DType::Int64: f(int64_t{}); return;
+    case DType::Bool: f(bool{}); return;
   }
 }
 

@@ -58,14 +58,10 @@ enum class Layout {
 
 const char* layout_name(Layout l) {
   switch (l) {
-    case Layout::Row:
-      return "row";
-    case Layout::Col:
-      return "col";
-    case Layout::Padded:
-      return "padded";
-    case Layout::Stride2:
-      return "stride2";
+    case Layout::Row: return "row";
+    case Layout::Col: return "col";
+    case Layout::Padded: return "padded";
+    case Layout::Stride2: return "stride2";
   }
   return "?";
 }
@@ -77,18 +73,10 @@ struct Mat {
 
   Mat(int64_t r, int64_t c, Layout layout) : rows(r), cols(c) {
     switch (layout) {
-      case Layout::Row:
-        rs = c, cs = 1;
-        break;
-      case Layout::Col:
-        rs = 1, cs = r;
-        break;
-      case Layout::Padded:
-        rs = c + 3, cs = 1;
-        break;
-      case Layout::Stride2:
-        rs = 2 * c + 1, cs = 2;
-        break;
+      case Layout::Row: rs = c, cs = 1; break;
+      case Layout::Col: rs = 1, cs = r; break;
+      case Layout::Padded: rs = c + 3, cs = 1; break;
+      case Layout::Stride2: rs = 2 * c + 1, cs = 2; break;
     }
     const int64_t size = r == 0 || c == 0 ? 1 : (r - 1) * rs + (c - 1) * cs + 1 + 2;
     buf.assign(static_cast<size_t>(size), std::numeric_limits<T>::quiet_NaN());
