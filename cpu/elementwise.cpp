@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/strided_loop.h"
 
@@ -52,27 +53,6 @@ void map(F f, const Tensor& out, const Ts&... in) {
       }
     }
   });
-}
-
-// Calls fn(T{}) with T = float or double according to a floating dtype.
-template <class Fn>
-void float_dispatch(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float32: fn(float{}); return;
-    case DType::Float64: fn(double{}); return;
-    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
-  }
-}
-
-// Calls fn(T{}) for any dtype.
-template <class Fn>
-void any_dispatch(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float32: fn(float{}); return;
-    case DType::Float64: fn(double{}); return;
-    case DType::Int64: fn(int64_t{}); return;
-    case DType::Bool: fn(bool{}); return;
-  }
 }
 
 template <class To, class From>

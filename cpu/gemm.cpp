@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 
 namespace minidl::cpu {
@@ -222,11 +223,7 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
 }  // namespace
 
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
-  switch (out.dtype()) {
-    case DType::Float32: matmul_typed<float>(a, b, out); return;
-    case DType::Float64: matmul_typed<double>(a, b, out); return;
-    default: fail("matmul: expected float32 or float64 tensors, got ", dtype_name(out.dtype()));
-  }
+  float_dispatch("matmul", out.dtype(), [&](auto tag) { matmul_typed<decltype(tag)>(a, b, out); });
 }
 
 }  // namespace minidl::cpu

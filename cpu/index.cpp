@@ -3,20 +3,12 @@
 // order on one thread: two indices may name the same destination, and a fixed order keeps the result
 // deterministic.
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/strided_loop.h"
 
 namespace minidl::cpu {
 namespace {
-
-template <class Fn>
-void float_dispatch(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float32: fn(float{}); return;
-    case DType::Float64: fn(double{}); return;
-    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
-  }
-}
 
 // x seen through index's shape, with stride 0 along `dim`: the loop then hands out the address of
 // x[pos with pos[dim] = 0], and the kernel adds index * stride(dim).

@@ -8,6 +8,7 @@
 // Moments are accumulated in double with two passes (means first), so float32 inputs lose nothing to
 // cancellation.
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 
 namespace minidl::cpu {
@@ -75,18 +76,15 @@ void ccc_backward_typed(const Tensor& pred, const Tensor& target, const Tensor& 
 
 void ccc_forward(const Tensor& pred, const Tensor& target, const Tensor& mask, double eps, const Tensor& ccc,
                  const Tensor& stats) {
-  if (pred.dtype() == DType::Float32)
-    ccc_forward_typed<float>(pred, target, mask, eps, ccc, stats);
-  else
-    ccc_forward_typed<double>(pred, target, mask, eps, ccc, stats);
+  float_dispatch("ccc", pred.dtype(),
+                 [&](auto tag) { ccc_forward_typed<decltype(tag)>(pred, target, mask, eps, ccc, stats); });
 }
 
 void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc, const Tensor& stats,
                   const Tensor& g, const Tensor& gpred, const Tensor& gtarget) {
-  if (pred.dtype() == DType::Float32)
-    ccc_backward_typed<float>(pred, target, mask, ccc, stats, g, gpred, gtarget);
-  else
-    ccc_backward_typed<double>(pred, target, mask, ccc, stats, g, gpred, gtarget);
+  float_dispatch("ccc", pred.dtype(), [&](auto tag) {
+    ccc_backward_typed<decltype(tag)>(pred, target, mask, ccc, stats, g, gpred, gtarget);
+  });
 }
 
 }  // namespace minidl::cpu

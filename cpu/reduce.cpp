@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/strided_loop.h"
 
@@ -203,15 +204,6 @@ void argmax_typed(const Tensor& x, int64_t dim, const Tensor& out) {
       if (v > b || std::isnan(v)) best = i;
     }
     o[k] = best;
-  }
-}
-
-template <class Fn>
-void float_dispatch(const char* op, DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::Float32: fn(float{}); return;
-    case DType::Float64: fn(double{}); return;
-    default: fail(op, ": expected a float32 or float64 tensor, got ", dtype_name(dtype));
   }
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/error.h"
+#include "cpu/dtype_dispatch.h"
 #include "cpu/kernels.h"
 #include "cpu/strided_loop.h"
 
@@ -83,17 +84,11 @@ void softmax_backward_typed(const Tensor& y, const Tensor& g, int64_t dim, bool 
 }  // namespace
 
 void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
-  if (x.dtype() == DType::Float32)
-    softmax_typed<float>(x, dim, log, out);
-  else
-    softmax_typed<double>(x, dim, log, out);
+  float_dispatch("softmax", x.dtype(), [&](auto tag) { softmax_typed<decltype(tag)>(x, dim, log, out); });
 }
 
 void softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, bool log, const Tensor& gx) {
-  if (y.dtype() == DType::Float32)
-    softmax_backward_typed<float>(y, g, dim, log, gx);
-  else
-    softmax_backward_typed<double>(y, g, dim, log, gx);
+  float_dispatch("softmax", y.dtype(), [&](auto tag) { softmax_backward_typed<decltype(tag)>(y, g, dim, log, gx); });
 }
 
 }  // namespace minidl::cpu

@@ -26,22 +26,12 @@
 
 #include "autograd/minidl.h"
 #include "cpu/kernels.h"
+#include "tests/cpu/kernel_helpers.h"
 
 using namespace minidl;
+using kernel_test::OmpThreads;
 
 namespace {
-
-// Sets the OpenMP thread count for one scope and restores the previous value after.
-class OmpThreads {
- public:
-  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
-  ~OmpThreads() { omp_set_num_threads(saved_); }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_;
-};
 
 template <class T>
 constexpr long double unit_roundoff() {
