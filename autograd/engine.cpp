@@ -172,7 +172,18 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                      " for its input ", i, ", which is ", dtype_name(e.dtype), shape_str(e.shape), " on ",
                      e.device.str());
         auto [it, fresh] = pending.try_emplace(e.node.get(), gi);
-        if (!fresh) it->second = add(it->second, gi);
+        if (!fresh) {
+          // Sum in place when nothing else can see the pending tensor (a fresh gradient of the same
+          // shape); otherwise out of place, since it may be shared (add's backward hands one tensor
+          // to both inputs).
+          Tensor& acc = it->second;
+          const bool owned = acc.impl_ptr().use_count() == 1 && acc.impl()->storage.use_count() == 1 &&
+                             acc.is_contiguous() && acc.shape() == gi.shape();
+          if (owned)
+            acc.add_(gi);
+          else
+            acc = add(acc, gi);
+        }
       }
       if (--dependencies[e.node.get()] == 0) ready.push_back(e.node.get());
     }

@@ -254,13 +254,25 @@ Tensor lt(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Lt, a
 Tensor le(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Le, a, b); }
 Tensor eq(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Eq, a, b); }
 Tensor ne(const Tensor& a, const Tensor& b) { return compare_op(CompareOp::Ne, a, b); }
-Tensor gt(const Tensor& a, double b) { return check_defined("gt", a), gt(a, scalar_like(b, a)); }
-Tensor lt(const Tensor& a, double b) { return check_defined("lt", a), lt(a, scalar_like(b, a)); }
+// A scalar compared with an integer or bool tensor keeps its fraction: both sides go to float64.
+Tensor gt(const Tensor& a, double b) {
+  check_defined("gt", a);
+  const Tensor x = is_floating(a.dtype()) ? a : a.to(kFloat64);
+  return gt(x, scalar_like(b, x));
+}
+Tensor lt(const Tensor& a, double b) {
+  check_defined("lt", a);
+  const Tensor x = is_floating(a.dtype()) ? a : a.to(kFloat64);
+  return lt(x, scalar_like(b, x));
+}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) { return where_impl("where", cond, a, b); }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_float("masked_fill", x);
+  check_defined("masked_fill", mask, "mask");
+  MINIDL_CHECK(broadcast_shapes("masked_fill", mask.shape(), x.shape()) == x.shape(), "masked_fill: the mask ",
+               mask.meta_str(), " must broadcast to the input ", x.meta_str(), " without growing it");
   return where_impl("masked_fill", mask, scalar_like(value, x), x);
 }
 

@@ -112,7 +112,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // a single product over all rows instead of a batch of products summed afterwards.
   Shape out_shape = x.shape();
   out_shape.back() = weight.size(0);
-  Tensor y = matmul(x.reshape({-1, x.size(-1)}), weight.t());
+  const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));  // not -1: in may be 0
+  Tensor y = matmul(x.reshape({rows, x.size(-1)}), weight.t());
   if (bias.defined()) y = add(y, bias);
   return y.reshape(out_shape);
 }

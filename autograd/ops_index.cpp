@@ -102,7 +102,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   int64_t total = 0;
   for (int64_t s : sizes) {
     MINIDL_CHECK(s >= 0, "split: negative piece size ", s);
-    total += s;
+    MINIDL_CHECK(!__builtin_add_overflow(total, s, &total), "split: piece sizes ", shape_str(sizes),
+                 " overflow a 64-bit count");
   }
   MINIDL_CHECK(total == x.size(dim), "split: piece sizes ", shape_str(sizes), " add up to ", total, " but dim ", dim,
                " of ", x.meta_str(), " has ", x.size(dim));

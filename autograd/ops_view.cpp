@@ -147,7 +147,7 @@ Tensor Tensor::slice(int64_t dim_in, int64_t start, int64_t end, int64_t step) c
   Shape s = shape();
   Strides st = strides();
   s[d] = len;
-  st[d] *= step;
+  if (len > 1) st[d] *= step;  // a single element never steps; a huge step must not overflow
   Tensor out = make_view(*this, s, st, offset() + b * stride(d));
   if (needs_grad(*this)) {
     const Shape in_shape = shape();

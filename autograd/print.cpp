@@ -21,11 +21,14 @@ struct Printer {
   bool scientific = false;
   int width = 1;
 
-  std::string format(double x) const {
+  const std::vector<int64_t>* ints = nullptr;  // int64 values, exactly (a double holds only 53 bits)
+
+  std::string format(int64_t i) const {
     char buf[64];
+    const double x = v[i];
     if (dtype == kBool) return x != 0 ? "true" : "false";
     if (dtype == kInt64)
-      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(x));
+      std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>((*ints)[i]));
     else if (std::isnan(x))
       std::snprintf(buf, sizeof buf, "nan");
     else if (std::isinf(x))
@@ -51,9 +54,21 @@ struct Printer {
     return idx;
   }
 
+  // Column width: the widest of the entries that will be shown (not of every element of a huge tensor).
+  void measure(size_t d, int64_t base) {
+    if (d == shape.size()) {
+      width = std::max(width, static_cast<int>(format(base).size()));
+      return;
+    }
+    int64_t stride = 1;
+    for (size_t k = d + 1; k < shape.size(); ++k) stride *= shape[k];
+    for (int64_t i : shown(d))
+      if (i >= 0) measure(d + 1, base + i * stride);
+  }
+
   void visit(std::ostringstream& os, size_t d, int64_t base, int indent) const {
     if (d == shape.size()) {
-      const std::string s = format(v[base]);
+      const std::string s = format(base);
       os << std::string(width > static_cast<int>(s.size()) ? width - s.size() : 0, ' ') << s;
       return;
     }
@@ -83,7 +98,10 @@ struct Printer {
 std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   const std::vector<double> v = values<double>();
+  std::vector<int64_t> ints;
+  if (dtype() == kInt64) ints = values<int64_t>();
   Printer p{v, shape(), dtype(), numel() > kElideAbove};
+  p.ints = &ints;
   if (is_floating(dtype())) {
     double big = 0, small = INFINITY;
     for (double x : v)
@@ -93,7 +111,7 @@ std::string Tensor::str() const {
       }
     p.scientific = big >= 1e5 || (big > 0 && small < 1e-4);
   }
-  for (double x : v) p.width = std::max(p.width, static_cast<int>(p.format(x).size()));
+  if (numel() > 0) p.measure(0, 0);
   std::ostringstream os;
   os << "tensor(";
   if (numel() == 0)

@@ -31,6 +31,19 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset) {
+  MINIDL_CHECK(shape.size() == strides.size(), "make_view: shape ", shape_str(shape), " and strides ",
+               shape_str(strides), " differ in length");
+  // The lowest and highest element the view can reach must lie inside the storage.
+  int64_t lo = offset, hi = offset;
+  bool empty = false;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    empty |= shape[d] == 0;
+    const int64_t reach = (shape[d] - 1) * strides[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const int64_t capacity = static_cast<int64_t>(base.impl()->storage->nbytes() / dtype_size(base.dtype()));
+  MINIDL_CHECK(empty || (lo >= 0 && hi < capacity), "make_view: a view of shape ", shape_str(shape), ", strides ",
+               shape_str(strides), " at offset ", offset, " reaches outside its storage of ", capacity, " elements");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = base.impl()->storage;
   impl->shape = std::move(shape);
@@ -54,6 +67,7 @@ DType Tensor::dtype() const { return MINIDL_IMPL("dtype")->dtype; }
 Device Tensor::device() const { return MINIDL_IMPL("device")->storage->device(); }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // nothing to lay out
   int64_t expected = 1;
   for (int64_t d = dim() - 1; d >= 0; --d) {
     if (size(d) == 1) continue;
@@ -134,7 +148,7 @@ void Tensor::set_grad(const Tensor& g) const {
   if (g.defined())
     MINIDL_CHECK(g.shape() == shape() && g.dtype() == dtype() && g.device() == device(), "set_grad: gradient ",
                  g.meta_str(), " does not match the tensor ", meta_str());
-  impl_->grad = g.impl_ptr();
+  impl_->grad = g.defined() ? g.detach().impl_ptr() : nullptr;  // no history: a grad must not hold a graph
 }
 
 void Tensor::zero_grad() const { MINIDL_IMPL("zero_grad")->grad.reset(); }
@@ -224,6 +238,15 @@ Tensor Tensor::clone() const {
 // ---- in-place writes ----------------------------------------------------------------------------
 namespace {
 
+// A source that shares the destination's storage with a different geometry (x.copy_(x.t()), a shifted
+// slice) would be read after parts of it were overwritten; such a source is copied first. The identical
+// geometry (x.add_(x)) is safe: every element is read before it is written.
+Tensor unaliased_source(const Tensor& src, const Tensor& dst) {
+  const bool shared = src.impl()->storage == dst.impl()->storage;
+  const bool same_view = src.shape() == dst.shape() && src.strides() == dst.strides() && src.offset() == dst.offset();
+  return shared && !same_view ? src.detach().clone() : src;
+}
+
 void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) {
   check_defined(op, t, "tensor");
   MINIDL_CHECK(!(t.requires_grad() && grad_enabled()), op, ": cannot write in place into ", t.meta_str(),
@@ -237,8 +260,14 @@ void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) 
 
 Tensor& Tensor::fill_(double value) {
   check_inplace("fill_", *this, true);
+  // An expanded tensor has elements under several indices; fill each stored element once (several
+  // threads writing one element would be a data race, even with the same value).
+  Shape s = shape();
+  for (int64_t d = 0; d < dim(); ++d)
+    if (stride(d) == 0) s[d] = 1;
+  const Tensor target = s == shape() ? *this : make_view(*this, s, strides(), offset());
   switch (device().type) {
-    case DeviceType::CPU: cpu::fill(*this, value); break;
+    case DeviceType::CPU: cpu::fill(target, value); break;
     case DeviceType::CUDA: no_cuda_kernel("fill_", *this);
   }
   impl_->storage->bump_version();
@@ -252,7 +281,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   check_defined("copy_", src, "source");
   MINIDL_CHECK(broadcast_shapes("copy_", src.shape(), shape()) == shape(), "copy_: source ", src.meta_str(),
                " does not broadcast to the destination ", meta_str());
-  const Tensor s = src.device() == device() ? src : src.detach().to(device());
+  const Tensor s = src.device() == device() ? unaliased_source(src, *this) : src.detach().to(device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(s, *this); break;
     case DeviceType::CUDA: no_cuda_kernel("copy_", *this);
@@ -267,7 +296,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   MINIDL_CHECK(broadcast_shapes("add_", other.shape(), shape()) == shape(), "add_: ", other.meta_str(),
                " does not broadcast to the destination ", meta_str());
   switch (device().type) {
-    case DeviceType::CPU: cpu::axpy(alpha, other, *this); break;
+    case DeviceType::CPU: cpu::axpy(alpha, unaliased_source(other, *this), *this); break;
     case DeviceType::CUDA: no_cuda_kernel("add_", *this);
   }
   impl_->storage->bump_version();

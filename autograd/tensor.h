@@ -138,7 +138,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 // Throws a minidl::Error naming `op` when `t` is undefined.
 void check_defined(const char* op, const Tensor& t, const char* what = "input");
 
-// Makes a view of `base`'s storage with the given geometry (no checks beyond bounds; internals only).
+// A view of `base`'s storage with the given geometry, for op implementations: no autograd is recorded.
+// The geometry must stay inside the storage (checked; a violation is a minidl::Error).
 Tensor make_view(const Tensor& base, Shape shape, Strides strides, int64_t offset);
 
 }  // namespace minidl

@@ -1,6 +1,8 @@
 // CPU elementwise kernels: every one is the strided loop (strided_loop.h) applying a functor from
 // autograd/functors.h. When all operands of a run have unit stride the loop body is a plain indexed loop
 // that the compiler vectorises; a broadcast scalar operand (stride 0) keeps that fast path too.
+#include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "autograd/error.h"
@@ -55,12 +57,20 @@ void map(F f, const Tensor& out, const Ts&... in) {
   });
 }
 
+// Converts one value between dtypes. Float to int64 saturates at the int64 range and sends NaN to 0:
+// a plain cast of an out-of-range double is undefined behaviour.
 template <class To, class From>
 To convert(From v) {
-  if constexpr (std::is_same_v<To, bool>)
+  if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
-  else
+  } else if constexpr (std::is_same_v<To, int64_t> && std::is_floating_point_v<From>) {
+    if (std::isnan(v)) return 0;
+    if (v >= From(9223372036854775807.0)) return INT64_MAX;
+    if (v <= From(-9223372036854775808.0)) return INT64_MIN;
+    return static_cast<int64_t>(v);
+  } else {
     return static_cast<To>(v);
+  }
 }
 
 }  // namespace
@@ -125,7 +135,7 @@ void copy(const Tensor& src, const Tensor& dst) {
         const S* a = reinterpret_cast<const S*>(p[1]);
         if constexpr (std::is_same_v<D, S>) {
           if (s[0] == 1 && s[1] == 1) {
-            std::memcpy(o, a, static_cast<size_t>(n) * sizeof(D));
+            if (o != a) std::memmove(o, a, static_cast<size_t>(n) * sizeof(D));
             return;
           }
         }

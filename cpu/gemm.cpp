@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 
 #include "autograd/error.h"
@@ -213,8 +214,19 @@ void matmul_typed(const Tensor& a, const Tensor& b, const Tensor& out) {
   const bool across_batch =
       nbatch > 1 && flops < kParallelFlops && flops * nbatch >= kParallelFlops && !omp_in_parallel();
   if (across_batch) {
+    // An exception must not leave an OpenMP region (that terminates the program): keep the first one
+    // and rethrow it after the loop.
+    std::exception_ptr error;
 #pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < nbatch; ++n) one(n);
+    for (int64_t n = 0; n < nbatch; ++n) {
+      try {
+        one(n);
+      } catch (...) {
+#pragma omp critical(minidl_gemm_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
   } else {
     for (int64_t n = 0; n < nbatch; ++n) one(n);
   }

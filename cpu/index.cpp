@@ -20,13 +20,17 @@ Tensor zero_dim_view(const Tensor& x, int64_t dim, const Shape& shape) {
 
 }  // namespace
 
-void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
+// index_select and index_add move whole slices with the copy/axpy kernels. Views are taken of detached
+// aliases: narrowing a tensor that requires grad would record a graph node per slice for nothing.
+void index_select(const Tensor& x_in, int64_t dim, const Tensor& index, const Tensor& out) {
+  const Tensor x = x_in.detach();
   const int64_t* idx = index.data<int64_t>();
   const int64_t istride = index.dim() == 0 ? 0 : index.stride(0);
   for (int64_t i = 0; i < out.size(dim); ++i) copy(x.narrow(dim, idx[i * istride], 1), out.narrow(dim, i, 1));
 }
 
-void index_add(const Tensor& src, int64_t dim, const Tensor& index, const Tensor& out) {
+void index_add(const Tensor& src_in, int64_t dim, const Tensor& index, const Tensor& out) {
+  const Tensor src = src_in.detach();
   const int64_t* idx = index.data<int64_t>();
   const int64_t istride = index.dim() == 0 ? 0 : index.stride(0);
   for (int64_t i = 0; i < src.size(dim); ++i) axpy(1.0, src.narrow(dim, i, 1), out.narrow(dim, idx[i * istride], 1));

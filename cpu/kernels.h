@@ -20,7 +20,8 @@ namespace minidl::cpu {
 void unary(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& out);
 // gx = grad of op given s (x or y, see unary_backward_reads_output) and the incoming gradient g.
 void unary_backward(UnaryOp op, const UnaryParams& p, const Tensor& s, const Tensor& g, const Tensor& gx);
-void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);    // out may alias a
+// out may be a itself (same storage, shape, strides and offset), never a different view of a's storage.
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
 void compare(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out);  // out is bool
 void ternary(TernaryOp op, const Tensor& g, const Tensor& a, const Tensor& b, const Tensor& out);
 void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);

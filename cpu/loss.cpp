@@ -64,9 +64,13 @@ void ccc_backward_typed(const Tensor& pred, const Tensor& target, const Tensor& 
   for (int64_t r = 0; r < R; ++r)
     for (int64_t c = 0; c < C; ++c) {
       const int64_t i = r * C + c;
-      const bool valid = !m || m[r];
+      if (m && !m[r]) {  // a masked row gets exactly 0, even if it holds NaN or inf
+        if (gx) gx[i] = T(0);
+        if (gy) gy[i] = T(0);
+        continue;
+      }
       const double mx = st[c * 4], my = st[c * 4 + 1], D = st[c * 4 + 2], n = st[c * 4 + 3];
-      const double k = valid ? gc[c] * 2.0 / (n * D) : 0.0;
+      const double k = gc[c] * 2.0 / (n * D);
       if (gx) gx[i] = static_cast<T>(k * ((y[i] - my) - cc[c] * (x[i] - my)));
       if (gy) gy[i] = static_cast<T>(k * ((x[i] - mx) - cc[c] * (y[i] - mx)));
     }

@@ -50,7 +50,9 @@ void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, doubl
   with_float_data("rand", out, [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;
     for_blocks(std::is_same_v<T, double>, out.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
-      for (int k = 0; k < count; ++k) o[first + k] = static_cast<T>(lo + (hi - lo) * u[k]);
+      // lo + (hi - lo) u can round up to hi in float32 (u just below 1); keep the interval half-open.
+      const T top = std::nextafter(static_cast<T>(hi), static_cast<T>(lo));
+      for (int k = 0; k < count; ++k) o[first + k] = std::min(static_cast<T>(lo + (hi - lo) * u[k]), top);
     });
   });
 }

@@ -88,7 +88,7 @@ void for_block(const T* base, const ReduceGeometry& g, int64_t begin, int64_t en
   }
 }
 
-// Folds one block into an accumulator of type A: sum in double, max/min in T.
+// Folds the values of one block: sums in double, max/min in T.
 template <class T>
 struct Folder {
   ReduceOp op;

@@ -43,7 +43,9 @@ void softmax_typed(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
     T* orow = ob + oo[r];
     T m = -INFINITY;
     for (int64_t i = 0; i < n; ++i) m = std::max(m, xr[i * xs]);
-    if (std::isinf(m) && m < 0) m = 0;  // a row of -inf: avoid (-inf) - (-inf) = NaN in the shift
+    // A row of -inf has no finite shift; with m = 0 it comes out NaN (0 / 0) like torch's, instead of
+    // tripping on (-inf) - (-inf) first.
+    if (std::isinf(m) && m < 0) m = 0;
     double s = 0;
     for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(xr[i * xs] - m));
     if (log) {

@@ -4,6 +4,27 @@
 #include "cuda/runtime.h"
 
 namespace minidl::cuda {
+namespace {
+
+// Makes `device` current for a scope and restores the caller's device after, so that touching a tensor
+// on cuda:1 does not silently redirect the caller's later kernel launches.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    status_ = cudaSetDevice(device);
+  }
+  ~DeviceGuard() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  cudaError_t status() const { return status_; }
+
+ private:
+  int previous_ = -1;
+  cudaError_t status_ = cudaSuccess;
+};
+
+}  // namespace
 
 bool built() { return true; }
 
@@ -18,7 +39,8 @@ int device_count() {
 }
 
 void* device_malloc(size_t nbytes, int device) {
-  MINIDL_CUDA_CHECK(cudaSetDevice(device));
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, nbytes);
   if (err != cudaSuccess) {
@@ -33,13 +55,15 @@ void* device_malloc(size_t nbytes, int device) {
 
 void device_free(void* ptr, int device) {
   // Never throws: it runs in destructors. A failure here means the context is already gone (exit).
-  if (cudaSetDevice(device) == cudaSuccess) cudaFree(ptr);
+  const DeviceGuard guard(device);
+  if (guard.status() == cudaSuccess) cudaFree(ptr);
   cudaGetLastError();
 }
 
 void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device) {
   if (nbytes == 0) return;
-  MINIDL_CUDA_CHECK(cudaSetDevice(device));
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
   const cudaMemcpyKind k = kind == CopyKind::HostToDevice   ? cudaMemcpyHostToDevice
                            : kind == CopyKind::DeviceToHost ? cudaMemcpyDeviceToHost
                                                             : cudaMemcpyDeviceToDevice;
