@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace minidl::data {
@@ -23,8 +24,8 @@ struct VideoRecord {
   std::vector<uint8_t> has_image;          // one per frame: 1 where the image file exists
 
   int64_t num_frames() const { return static_cast<int64_t>(valence.size()); }
-  bool annotated(int64_t frame) const;      // 1-based; false outside [1, num_frames]
-  bool image_exists(int64_t frame) const;   // 1-based; false outside [1, num_frames]
+  bool annotated(int64_t frame) const;     // 1-based; false outside [1, num_frames]
+  bool image_exists(int64_t frame) const;  // 1-based; false outside [1, num_frames]
   std::string frame_path(int64_t frame) const;
   // Start of frame k in seconds (from frame_time_ms when present, else (k - 1) / fps); frames after the
   // last continue at the last frame interval, so the end of the last frame is frame_start_s(n + 1).
@@ -41,5 +42,23 @@ struct Dataset {
 
   int64_t annotated_frames() const;
 };
+
+// Text and folder helpers the layout readers (affwild2.cpp, recola.cpp) share so that both report bad
+// input the same way; not meant for other callers.
+namespace detail {
+// The whole file; a minidl::Error naming it when it cannot be read.
+std::string read_text_file(const std::string& path);
+// The lines of a text file, line k at index k - 1, without '\n' / "\r\n"; a leading UTF-8 byte-order mark
+// and trailing blank lines are dropped.
+std::vector<std::string_view> split_lines(std::string_view text);
+std::string_view trim(std::string_view s);
+// The whole field (blanks around it allowed) as a finite number; false for anything else.
+bool parse_real(std::string_view field, double& value);
+// `s` for an error message: quoted, cut to 60 characters, bytes that are not printable ASCII as \xNN.
+std::string quoted(std::string_view s);
+// has_image of frames 1..num_frames: `dir` is listed once and a file counts when its name is exactly
+// `pattern` printed with its frame number. A missing or unreadable folder is a minidl::Error naming it.
+std::vector<uint8_t> scan_frame_images(const std::string& dir, const std::string& pattern, int64_t num_frames);
+}  // namespace detail
 
 }  // namespace minidl::data

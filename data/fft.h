@@ -24,6 +24,8 @@ class FftPlan {
   void inverse(Complex* data) const;
   // The first n/2 + 1 bins of the transform of a real signal of length n.
   std::vector<Complex> forward_real(const double* x) const;
+  // The same into out[0, n/2 + 1), allocation-free after a thread's first call (the per-frame STFT path).
+  void forward_real(const double* x, Complex* out) const;
 
  private:
   struct Impl;

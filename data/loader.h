@@ -68,7 +68,7 @@ class Loader {
   int64_t windows() const;  // windows per epoch
   int64_t batches() const;  // batches per epoch
   // Starts (or restarts) epoch `epoch` at batch `first` (0 for a fresh epoch; a resumed run passes the
-  // batch it stopped at).
+  // batch it stopped at). A new loader is at epoch 0, batch 0.
   void start_epoch(int64_t epoch, int64_t first = 0);
   // The next batch of the current epoch; false when the epoch is over. An error in a worker (a corrupt
   // file with skip_bad_files off) is rethrown here, naming the file.

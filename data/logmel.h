@@ -41,6 +41,8 @@ class LogMel {
 
   const LogMelConfig& config() const { return config_; }
   // Spectrogram frames for n samples: 1 + n / hop with center, else 1 + (n - n_fft) / hop (0 if n < n_fft).
+  // (Exactly: 1 + (n + 2 pad - n_fft) / hop with pad = n_fft / 2 when centred, which is 1 + (n - 1) / hop for
+  // an odd n_fft, as torch.stft counts; 0 when the padded signal is shorter than n_fft.)
   int64_t frames(int64_t samples) const;
   // The normalised log-mel image of audio[0, n): [n_mels, frames(n)], row-major.
   std::vector<float> compute(const float* audio, int64_t n) const;
@@ -54,6 +56,11 @@ class LogMel {
   std::vector<double> window_;      // n_fft long, the Hann window centred in it
   std::vector<double> filterbank_;  // [n_freqs, n_mels]
   FftPlan plan_;
+  // The filter bank packed per band for the per-frame product: band m covers the bins from band_start_[m]
+  // on, with the weights band_weights_[band_offset_[m], band_offset_[m + 1]) (each bin feeds <= 2 bands).
+  std::vector<int> band_start_;
+  std::vector<size_t> band_offset_;
+  std::vector<double> band_weights_;
 };
 
 // Hz <-> mel on either scale (HTK: 2595 log10(1 + f/700); Slaney: linear below 1 kHz, log above).
