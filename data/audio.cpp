@@ -15,6 +15,7 @@
 #include <numeric>
 
 #include "autograd/error.h"
+#include "data/file_io.h"
 
 namespace minidl::data {
 namespace {
@@ -33,6 +34,10 @@ uint32_t le32(const uint8_t* p) {
          (static_cast<uint32_t>(p[3]) << 24);
 }
 uint64_t le64(const uint8_t* p) { return le32(p) | (static_cast<uint64_t>(le32(p + 4)) << 32); }
+void put_tag(std::vector<uint8_t>& out, const char (&tag)[5]) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(tag[i]));
+}
+
 void put16(std::vector<uint8_t>& out, uint32_t v) {
   out.push_back(static_cast<uint8_t>(v));
   out.push_back(static_cast<uint8_t>(v >> 8));
@@ -132,44 +137,6 @@ void mix_down(const uint8_t* data, size_t frames, uint32_t channels, std::vector
     float sum = 0.0f;
     for (uint32_t c = 0; c < channels; ++c) sum += decode_sample<Bits, IsFloat>(frame + c * kBytes);
     out[i] = channels == 1 ? sum : sum * scale;
-  }
-}
-
-std::vector<uint8_t> read_file(const std::string& path, const char* who) {
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  MINIDL_CHECK(fs::exists(status), who, ": ", path, ": no such file");
-  MINIDL_CHECK(!fs::is_directory(status), who, ": ", path, ": is a folder, not a file");
-  std::ifstream in(path, std::ios::binary);
-  MINIDL_CHECK(in.good(), who, ": ", path, ": cannot open: ", std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  MINIDL_CHECK(!in.bad(), who, ": ", path, ": read error: ", std::strerror(errno));
-  return bytes;
-}
-
-// Writes to "<path>.tmp-<pid>" and renames it over `path`, so a reader sees the old file or the whole new one.
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes, const char* who) {
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code ec;
-  MINIDL_CHECK(parent.empty() || fs::is_directory(parent, ec), who, ": ", path, ": folder ", parent.string(),
-               " does not exist");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    MINIDL_CHECK(out.good(), who, ": ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      fs::remove(tmp, ec);
-      fail(who, ": ", path, ": writing ", tmp, " failed (disk full?)");
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    fail(who, ": ", path, ": cannot rename ", tmp, " into place: ", ec.message());
   }
 }
 
@@ -307,9 +274,10 @@ std::vector<uint8_t> encode_wav(const std::vector<float>& samples, int sample_ra
   const uint32_t data_bytes = static_cast<uint32_t>(samples.size() * 2);
   std::vector<uint8_t> out;
   out.reserve(44 + data_bytes);
-  out.insert(out.end(), {'R', 'I', 'F', 'F'});
+  put_tag(out, "RIFF");
   put32(out, 36 + data_bytes);
-  out.insert(out.end(), {'W', 'A', 'V', 'E', 'f', 'm', 't', ' '});
+  put_tag(out, "WAVE");
+  put_tag(out, "fmt ");
   put32(out, 16);
   put16(out, kTagPcm);
   put16(out, 1);  // channels
@@ -317,7 +285,7 @@ std::vector<uint8_t> encode_wav(const std::vector<float>& samples, int sample_ra
   put32(out, static_cast<uint32_t>(sample_rate) * 2);  // byte rate
   put16(out, 2);                                       // block align
   put16(out, 16);                                      // bits
-  out.insert(out.end(), {'d', 'a', 't', 'a'});
+  put_tag(out, "data");
   put32(out, data_bytes);
   for (size_t i = 0; i < samples.size(); ++i) {
     const float x = samples[i];

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "autograd/error.h"
+#include "data/file_io.h"
 
 namespace minidl::data {
 namespace {
@@ -55,22 +56,6 @@ bool read_header(const std::string& path, Header& h) {
 bool header_matches(const Header& h, const char (&magic)[8], uint32_t param, int64_t count, uint64_t signature) {
   return std::memcmp(h.magic, magic, 8) == 0 && h.version == ClipCache::kFormatVersion && h.param == param &&
          h.count == count && h.signature == signature;
-}
-
-// Writes header + payload parts to a temporary file and renames it over `path`.
-void write_atomically(const std::string& path, const Header& h,
-                      const std::vector<std::pair<const void*, size_t>>& parts) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    MINIDL_CHECK(out.good(), "loader cache: cannot write ", tmp);
-    out.write(reinterpret_cast<const char*>(&h), sizeof h);
-    for (const auto& [p, n] : parts) out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
-    MINIDL_CHECK(out.good(), "loader cache: writing ", tmp, " failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  MINIDL_CHECK(!ec, "loader cache: cannot rename ", tmp, " to ", path, ": ", ec.message());
 }
 
 // Reads n bytes at offset; false when the file is shorter (it was truncated behind our back).
@@ -130,7 +115,7 @@ std::shared_ptr<const std::vector<float>> ClipCache::audio(const std::string& wa
   h.param = static_cast<uint32_t>(rate);
   h.count = static_cast<int64_t>(track->size());
   h.signature = sig.h;
-  write_atomically(path, h, {{track->data(), track->size() * sizeof(float)}});
+  write_file_atomically(path, {{&h, sizeof h}, {track->data(), track->size() * sizeof(float)}}, "loader cache");
   return track;
 }
 
@@ -173,7 +158,8 @@ std::vector<uint8_t> ClipCache::frame(const VideoRecord& video, int64_t frame, i
         h.param = static_cast<uint32_t>(size);
         h.count = n;
         h.signature = sig.h;
-        write_atomically(path, h, {{present.data(), present.size()}, {pixels.data(), pixels.size()}});
+        write_file_atomically(path, {{&h, sizeof h}, {present.data(), present.size()}, {pixels.data(), pixels.size()}},
+                              "loader cache");
       }
       std::lock_guard<std::mutex> g(locks_mutex_);
       checked_[path] = true;

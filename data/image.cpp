@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "autograd/error.h"
+#include "data/file_io.h"
 
 // Only the two formats the API promises: fewer decoders reachable from untrusted bytes, and a BMP or GIF
 // is reported as unsupported rather than silently accepted. Files are read and written by our own code
@@ -52,44 +53,6 @@ void check_writable_size(const Image& image, const std::string& who) {
   const uint64_t bytes = uint64_t{3} * static_cast<uint64_t>(image.width) * static_cast<uint64_t>(image.height);
   MINIDL_CHECK(bytes <= static_cast<uint64_t>(std::numeric_limits<int>::max() / 2), who, ": image ", image.width, "x",
                image.height, " is too large to encode");
-}
-
-std::vector<uint8_t> read_file(const std::string& path, const char* who) {
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  MINIDL_CHECK(fs::exists(status), who, ": ", path, ": no such file");
-  MINIDL_CHECK(!fs::is_directory(status), who, ": ", path, ": is a folder, not a file");
-  std::ifstream in(path, std::ios::binary);
-  MINIDL_CHECK(in.good(), who, ": ", path, ": cannot open: ", std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  MINIDL_CHECK(!in.bad(), who, ": ", path, ": read error: ", std::strerror(errno));
-  return bytes;
-}
-
-// Writes to "<path>.tmp-<pid>" and renames it over `path`, so a reader sees the old file or the whole new one.
-void write_file_atomically(const std::string& path, const std::vector<uint8_t>& bytes, const char* who) {
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code ec;
-  MINIDL_CHECK(parent.empty() || fs::is_directory(parent, ec), who, ": ", path, ": folder ", parent.string(),
-               " does not exist");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    MINIDL_CHECK(out.good(), who, ": ", path, ": cannot create ", tmp, ": ", std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      out.close();
-      fs::remove(tmp, ec);
-      fail(who, ": ", path, ": writing ", tmp, " failed (disk full?)");
-    }
-  }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    fail(who, ": ", path, ": cannot rename ", tmp, " into place: ", ec.message());
-  }
 }
 
 // stb_image 2.27 (Debian 12's libstb) trusts the code counts of a JPEG Huffman table: 16 counts summing to
