@@ -5,6 +5,10 @@
 //       CPU SGEMM (row-major C = A B, float32) against OpenBLAS's cblas_sgemm, loaded at run time from
 //       Debian's libopenblas0-pthread (no build dependency). Both results are compared, so a figure is
 //       only printed for a correct product.
+//   bench loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]
+//       Loader throughput in clips per second (frames decoded, resized and normalised, audio cut and
+//       turned into log-mel images) on a SynthAV training split, for the tiny and paper input sizes.
+//       Without --data a small SynthAV set is generated once under the system's temporary folder.
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -13,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -21,6 +26,9 @@
 
 #include "autograd/minidl.h"
 #include "cpu/kernels.h"
+#include "data/affwild2.h"
+#include "data/loader.h"
+#include "data/synthav.h"
 
 namespace {
 
@@ -145,11 +153,93 @@ int bench_gemm(int argc, char** argv) {
   return 0;
 }
 
+// The loader's input sizes for the two model presets (MODEL.md §2): tiny, 4-frame 32 x 32 clips and a
+// 32 x 48 log-mel image; paper, 8-frame 112 x 112 clips and 64 mels at 10 ms hops (107 frames).
+data::LoaderConfig loader_preset(const std::string& name, int workers) {
+  data::LoaderConfig c;
+  c.workers = workers;
+  c.augment = true;
+  if (name == "tiny") {
+    c.batch_size = 8;
+    c.image_size = 32;
+    c.windows = {.clips = 8, .clip_frames = 32, .frames_per_clip = 4, .stride = 8};
+    c.mel.n_fft = 512;
+    c.mel.hop_length = 356;  // 17,067 samples per clip -> 48 frames
+    c.mel.n_mels = 32;
+  } else if (name == "paper") {
+    c.batch_size = 4;
+  } else {
+    throw std::invalid_argument("unknown preset " + name + " (tiny, paper or all)");
+  }
+  return c;
+}
+
+int bench_loader(int argc, char** argv) {
+  std::string root, preset = "all";
+  int workers = omp_get_num_procs();
+  int64_t batches = 20;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--data")
+      root = value();
+    else if (a == "--preset")
+      preset = value();
+    else if (a == "--workers")
+      workers = std::stoi(value());
+    else if (a == "--batches")
+      batches = std::stoll(value());
+    else
+      throw std::invalid_argument("unknown option " + a);
+  }
+  if (root.empty()) {
+    data::SynthAvConfig cfg;
+    cfg.train_identities = 4;
+    cfg.validation_identities = cfg.test_identities = 1;
+    cfg.videos_per_identity = 1;
+    root = (std::filesystem::temp_directory_path() / ("minidl-bench-synthav-" + std::to_string(cfg.seed))).string();
+    if (!data::synthav_ready(root, cfg)) {
+      std::filesystem::remove_all(root);
+      std::printf("generating a small SynthAV set in %s ...\n", root.c_str());
+      data::generate_synthav(root, cfg);
+    }
+  }
+  const data::Dataset ds = data::read_affwild2({.root = root, .split = "Train_Set"});
+  std::printf("Loader throughput on %s (%zu training videos), %d worker%s, %s\n", root.c_str(), ds.videos.size(),
+              workers, workers == 1 ? "" : "s", cpu_model().c_str());
+  std::printf("%8s %6s %14s %14s %10s\n", "preset", "batch", "clip", "log-mel", "clips/s");
+  for (const std::string name : {"tiny", "paper"}) {
+    if (preset != "all" && preset != name) continue;
+    const data::LoaderConfig cfg = loader_preset(name, workers);
+    data::Loader loader(ds, cfg);
+    data::Batch b;
+    if (!loader.next(b)) throw std::runtime_error("the data set has no training windows");
+    const auto start = std::chrono::steady_clock::now();
+    int64_t clips = 0;
+    for (int64_t k = 0; k < batches; ++k) {
+      if (!loader.next(b))
+        loader.start_epoch(b.epoch + 1);
+      else
+        clips += b.video.size(0) * b.video.size(1);
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string clip = std::to_string(cfg.windows.frames_per_clip) + "x" + std::to_string(cfg.image_size) + "^2";
+    const std::string mel = std::to_string(b.audio.size(3)) + "x" + std::to_string(b.audio.size(4));
+    std::printf("%8s %6d %14s %14s %10.0f\n", name.c_str(), cfg.batch_size, clip.c_str(), mel.c_str(), clips / s);
+  }
+  return 0;
+}
+
 void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]\n"
-               "  gemm   CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n",
-               prog);
+               "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
+               "  gemm    CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
+               "  loader  clips per second of the data loader on a SynthAV training split\n",
+               prog, prog);
 }
 
 }  // namespace
@@ -162,6 +252,7 @@ int main(int argc, char** argv) {
   const std::string what = argv[1];
   try {
     if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
+    if (what == "loader") return bench_loader(argc - 2, argv + 2);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "bench: %s\n", e.what());
     usage(argv[0]);

@@ -50,7 +50,7 @@ SynthAvSummary generate_synthav(const std::string& root, const SynthAvConfig& co
 bool synthav_ready(const std::string& root, const SynthAvConfig& config);
 
 // The config as JSON text (the manifest's "config" object) and back; unknown keys or wrong types are a
-// minidl::Error naming the key.
+// minidl::Error naming the key. `threads` is not part of it: it does not change what is generated.
 std::string synthav_config_json(const SynthAvConfig& config);
 SynthAvConfig synthav_config_from_json(const std::string& json);
 
