@@ -38,6 +38,9 @@ void check_config(const LoaderConfig& c) {
   MINIDL_CHECK(c.prefetch > 0, "loader: prefetch must be positive, got ", c.prefetch);
   MINIDL_CHECK(c.image_size > 0, "loader: image_size must be positive, got ", c.image_size);
   for (int ch = 0; ch < 3; ++ch) MINIDL_CHECK(c.std[ch] > 0, "loader: std[", ch, "] must be positive, got ", c.std[ch]);
+  MINIDL_CHECK(c.crop > 0.0f && c.crop <= 1.0f, "loader: crop must lie in (0, 1], got ", c.crop);
+  MINIDL_CHECK(c.device.is_cpu() || (c.device.index >= 0 && c.device.index < cuda_device_count()), "loader: device ",
+               c.device.str(), " is not available (", cuda_device_count(), " CUDA device(s))");
   check_window_config(c.windows);
 }
 
@@ -172,14 +175,22 @@ struct Loader::Impl {
     batch.mask.data<bool>()[b * L + c] = valid;
     batch.frame_ids.data<int64_t>()[b * L + c] = end;
 
-    // Brightness and contrast per clip (training augmentation), drawn from (seed, epoch, position, clip).
+    // Training augmentation, one set of draws per clip from (seed, epoch, position, clip): brightness,
+    // contrast, flip, crop size and crop corner.
+    const bool training = !config.evaluation;
+    const uint64_t where = static_cast<uint64_t>(position * config.windows.clips + c);
+    auto draw = [&](int k) { return unit(config.seed, kAugmentDomain, static_cast<uint64_t>(epoch), 8 * where + k); };
     float brightness = 1.0f, contrast = 1.0f;
-    if (config.augment && !config.evaluation) {
-      const uint64_t where = static_cast<uint64_t>(position * config.windows.clips + c);
-      brightness =
-          static_cast<float>(0.8 + 0.4 * unit(config.seed, kAugmentDomain, static_cast<uint64_t>(epoch), 2 * where));
-      contrast = static_cast<float>(
-          0.8 + 0.4 * unit(config.seed, kAugmentDomain, static_cast<uint64_t>(epoch), 2 * where + 1));
+    if (training && config.augment) {
+      brightness = static_cast<float>(0.8 + 0.4 * draw(0));
+      contrast = static_cast<float>(0.8 + 0.4 * draw(1));
+    }
+    const bool flip = training && config.flip && draw(2) < 0.5;
+    int64_t side = S, x0 = 0, y0 = 0;
+    if (training && config.crop < 1.0f) {
+      side = std::clamp<int64_t>(std::llround(S * (config.crop + (1.0 - config.crop) * draw(3))), 1, S);
+      x0 = std::min<int64_t>(S - side, static_cast<int64_t>(draw(4) * static_cast<double>(S - side + 1)));
+      y0 = std::min<int64_t>(S - side, static_cast<int64_t>(draw(5) * static_cast<double>(S - side + 1)));
     }
 
     // Frames: [3, T, S, S] of this clip, normalised; a clip with no usable frame stays 0 (the mean colour).
@@ -193,6 +204,8 @@ struct Loader::Impl {
     if (!pixels.empty()) {
       // A bad frame tolerated under skip_bad_files is replaced by its newest good neighbour in the clip.
       while (static_cast<int64_t>(pixels.size()) < T) pixels.push_back(pixels.back());
+      if (side < S || flip)
+        for (auto& p : pixels) p = crop_and_flip(p, S, x0, y0, side, flip);
       double grey = 0;  // contrast pivots on the clip's mean grey level, as torchvision's adjust_contrast
       if (contrast != 1.0f) {
         for (const auto& p : pixels)
@@ -227,6 +240,20 @@ struct Loader::Impl {
     std::copy(image.begin(), image.end(), batch.audio.data<float>() + (b * L + c) * M * mel_frames);
   }
 
+  // The side x side square at (x0, y0) of an S x S RGB frame, resized back to S x S, mirrored if asked.
+  static std::vector<uint8_t> crop_and_flip(const std::vector<uint8_t>& rgb, int64_t S, int64_t x0, int64_t y0,
+                                            int64_t side, bool flip) {
+    Image img;
+    img.width = img.height = static_cast<int>(side);
+    img.rgb.resize(static_cast<size_t>(side * side * 3));
+    for (int64_t y = 0; y < side; ++y)
+      for (int64_t x = 0; x < side; ++x)
+        for (int ch = 0; ch < 3; ++ch)
+          img.rgb[(y * side + x) * 3 + ch] = rgb[((y0 + y) * S + (flip ? x0 + side - 1 - x : x0 + x)) * 3 + ch];
+    if (side != S) img = resize_image(img, static_cast<int>(S), static_cast<int>(S));
+    return std::move(img.rgb);
+  }
+
   Batch build(int64_t k, int64_t e, const std::vector<int64_t>& order, const LogMel& mel) {
     const int64_t first = k * config.batch_size;
     const int64_t B = std::min<int64_t>(config.batch_size, static_cast<int64_t>(windows.size()) - first);
@@ -243,6 +270,10 @@ struct Loader::Impl {
       const Window& w = windows[order[first + b]];
       batch.video_index.push_back(w.video);
       for (int c = 0; c < L; ++c) fill_clip(batch, b, c, w, first + b, mel);
+    }
+    if (config.device.is_cuda()) {
+      for (Tensor* t : {&batch.video, &batch.audio, &batch.labels, &batch.mask, &batch.frame_ids})
+        *t = t->to(config.device);
     }
     std::lock_guard<std::mutex> lock(mutex);
     stats.clips += B * L;

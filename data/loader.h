@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/device.h"
 #include "autograd/tensor.h"
 #include "data/dataset.h"
 #include "data/logmel.h"
@@ -24,35 +25,40 @@ struct LoaderConfig {
   int batch_size = 8;
   bool evaluation = false;  // evaluation windows, no shuffling, no augmentation (else training windows)
   bool shuffle = true;
-  bool drop_last = false;   // drop a final partial batch
+  bool drop_last = false;  // drop a final partial batch
   uint64_t seed = 0;
-  int workers = 2;          // decoding threads; 0 decodes on the calling thread
-  int prefetch = 4;         // batches prepared ahead of the consumer (bounded queue)
-  int image_size = 112;     // frames are resized to image_size x image_size
-  bool augment = false;     // training only: brightness and contrast factors from U[0.8, 1.2] per clip
-  bool skip_bad_files = false;  // a corrupt frame or wav: error naming it (false) or a counted warning,
-                                // the frame treated as missing / the audio as silent (true)
+  int workers = 2;                // decoding threads; 0 decodes on the calling thread
+  int prefetch = 4;               // batches prepared ahead of the consumer (bounded queue)
+  int image_size = 112;           // frames are resized to image_size x image_size
+  bool augment = false;           // training only: brightness and contrast factors from U[0.8, 1.2] per clip
+  bool flip = false;              // training only: mirror a clip left-right with probability 1/2
+  float crop = 1.0f;              // training only, in (0, 1]: below 1, each clip shows a random square of side
+                                  // U[crop, 1] times the frame's, resized back to image_size
+  Device device = Device::cpu();  // where batches are delivered: workers copy them there, off the
+                                  // consumer's thread (a GPU needs the CUDA backend)
+  bool skip_bad_files = false;    // a corrupt frame or wav: error naming it (false) or a counted warning,
+                                  // the frame treated as missing / the audio as silent (true)
   std::array<float, 3> mean{0.43216f, 0.394666f, 0.37645f};  // per RGB channel, after / 255
   std::array<float, 3> std{0.22803f, 0.22145f, 0.216989f};
   WindowConfig windows;
-  LogMelConfig mel;            // mel.sample_rate is the model's rate: wavs are resampled to it
-  std::string cache_dir;       // "" = no cache; else decoded, resized frames and resampled audio per video
+  LogMelConfig mel;       // mel.sample_rate is the model's rate: wavs are resampled to it
+  std::string cache_dir;  // "" = no cache; else decoded, resized frames and resampled audio per video
 };
 
 struct Batch {
-  Tensor video;      // [B, L, 3, T, H, W] float32, normalised per channel
-  Tensor audio;      // [B, L, 1, n_mels, frames] float32 log-mel images
-  Tensor labels;     // [B, L, 2] float32: valence, arousal of each clip's end frame (0 where masked)
-  Tensor mask;       // [B, L] bool: the clip ends at an annotated frame of its video
-  Tensor frame_ids;  // [B, L] int64: 1-based end frame of each clip
+  Tensor video;                      // [B, L, 3, T, H, W] float32, normalised per channel
+  Tensor audio;                      // [B, L, 1, n_mels, frames] float32 log-mel images
+  Tensor labels;                     // [B, L, 2] float32: valence, arousal of each clip's end frame (0 where masked)
+  Tensor mask;                       // [B, L] bool: the clip ends at an annotated frame of its video
+  Tensor frame_ids;                  // [B, L] int64: 1-based end frame of each clip
   std::vector<int32_t> video_index;  // [B]: index into Dataset::videos
   int64_t epoch = 0, index = 0;      // which batch of which epoch this is
 };
 
 struct LoaderStats {
-  int64_t clips = 0;          // clips assembled
-  int64_t cache_hits = 0;     // videos whose decoded data came from the cache
-  int64_t skipped_files = 0;  // bad files tolerated because skip_bad_files is on
+  int64_t clips = 0;                  // clips assembled
+  int64_t cache_hits = 0;             // videos whose decoded data came from the cache
+  int64_t skipped_files = 0;          // bad files tolerated because skip_bad_files is on
   std::vector<std::string> warnings;  // one line per tolerated file (path and reason)
 };
 

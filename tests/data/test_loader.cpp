@@ -356,3 +356,63 @@ TEST(Loader, EmptyDatasetHasNoBatches) {
   Batch b;
   EXPECT_FALSE(loader.next(b));
 }
+
+TEST(Loader, FlipMirrorsWholeClipsAndCropStaysInRange) {
+  TempDir tmp;
+  Dataset ds;
+  VideoRecord v = make_video(tmp.path, "a", 16);
+  // Frames with a left-to-right ramp, so a mirrored clip is recognisable.
+  for (int64_t f = 1; f <= v.num_frames(); ++f) {
+    Image img;
+    img.width = img.height = 8;
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        for (int ch = 0; ch < 3; ++ch) img.rgb.push_back(static_cast<uint8_t>(x * 30));
+    fs::remove(v.frame_path(f));
+    write_png(v.frame_path(f), img);
+  }
+  ds.videos.push_back(v);
+  LoaderConfig cfg = small_config();
+  cfg.flip = true;
+  int mirrored = 0, plain = 0;
+  Loader loader(ds, cfg);
+  for (const Batch& b : epoch_batches(loader, 0)) {
+    const auto x = b.video.values<float>();  // [B, L, 3, T, 8, 8]
+    for (size_t clip = 0; clip < x.size() / (3 * 2 * 64); ++clip) {
+      const float* p = x.data() + clip * 3 * 2 * 64;
+      const bool left_dark = p[0] < p[7];
+      (left_dark ? plain : mirrored)++;
+      for (int c = 1; c < 3 * 2; ++c) EXPECT_EQ(p[c * 64] < p[c * 64 + 7], left_dark) << "a clip is flipped as a whole";
+    }
+  }
+  EXPECT_GT(mirrored, 0);
+  EXPECT_GT(plain, 0);
+  cfg.flip = false;
+  cfg.crop = 0.5f;
+  Loader cropped(ds, cfg);
+  for (const Batch& b : epoch_batches(cropped, 0))
+    for (float x : b.video.values<float>()) {
+      EXPECT_GE(x, (0.0f - cfg.mean[0]) / cfg.std[0] - 1e-4f);
+      EXPECT_LE(x, (1.0f - cfg.mean[2]) / cfg.std[2] + 1e-4f);
+    }
+  cfg.evaluation = true;
+  cfg.flip = true;
+  Loader eval(ds, cfg);  // evaluation never augments: every clip keeps its left-to-right ramp
+  for (const Batch& b : epoch_batches(eval, 0)) {
+    const auto x = b.video.values<float>();
+    for (size_t clip = 0; clip < x.size() / 64; ++clip) EXPECT_LT(x[clip * 64], x[clip * 64 + 7]);
+  }
+}
+
+TEST(Loader, AnUnavailableDeviceIsAnErrorNamingIt) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
+  Dataset ds;
+  LoaderConfig cfg = small_config();
+  cfg.device = Device::cuda(0);
+  try {
+    Loader loader(ds, cfg);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
+  }
+}
