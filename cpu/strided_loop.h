@@ -33,6 +33,8 @@ struct StridedLoop {
 template <size_t N>
 StridedLoop<N> make_loop(const Shape& shape, const std::array<const Tensor*, N>& operands) {
   StridedLoop<N> L;
+  L.numel = numel_of(shape);
+  if (L.numel == 0) return L;  // nothing to visit; an empty shape may have huge other dims to multiply
   const size_t nd = shape.size();
   std::vector<int64_t> sh;
   std::array<std::vector<int64_t>, N> st;
@@ -69,7 +71,6 @@ StridedLoop<N> make_loop(const Shape& shape, const std::array<const Tensor*, N>&
     L.elsize[k] = static_cast<int64_t>(dtype_size(operands[k]->dtype()));
     L.base[k] = static_cast<char*>(operands[k]->raw_data());
   }
-  L.numel = numel_of(shape);
   return L;
 }
 
@@ -78,6 +79,7 @@ StridedLoop<N> make_loop(const Shape& shape, const std::array<const Tensor*, N>&
 // element stride along the run.
 template <size_t N, class Body>
 void run_loop_range(const StridedLoop<N>& L, int64_t begin, int64_t end, Body& body) {
+  if (begin >= end) return;
   const size_t nd = L.shape.size();
   const int64_t inner = L.shape.back();
   std::array<int64_t, N> inner_stride;

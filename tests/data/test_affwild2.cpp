@@ -2,14 +2,10 @@
 // into a fresh temporary folder per test: every field of what is read, and every kind of bad input named
 // by file and line.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <random>
@@ -20,55 +16,14 @@
 #include "autograd/error.h"
 #include "data/affwild2.h"
 #include "data/dataset.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A folder of its own under the system's temp folder, removed again at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const std::string name = "minidl_affwild2_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-                             std::to_string(std::random_device{}());
-    path_ = fs::temp_directory_path() / name;
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-// Runs fn and expects a minidl::Error whose message holds every fragment.
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no minidl::Error was thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const std::string& f : fragments)
-      EXPECT_NE(what.find(f), std::string::npos) << "'" << what << "' lacks '" << f << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "a different exception: " << e.what();
-  }
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

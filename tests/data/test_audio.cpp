@@ -1,7 +1,6 @@
 // WAV reading and writing against hand-assembled RIFF byte streams, every malformed-file error, and the
 // band-limited resampler's length, passband, stopband and round trip.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -12,35 +11,16 @@
 
 #include "autograd/error.h"
 #include "data/audio.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 
 namespace {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
-
-// A fresh folder under the system temp directory, removed with everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("minidl-test-audio-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 void put(Bytes& b, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));

@@ -1,7 +1,6 @@
 // Image decode/encode round trips (JPEG, PNG, and hand-assembled grey, grey+alpha, RGBA and 16-bit PNGs),
 // resizing (area averaging down, bilinear up) and every error a user can hit.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <array>
 #include <cmath>
@@ -11,35 +10,16 @@
 
 #include "autograd/error.h"
 #include "data/image.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 
 namespace {
 
 namespace fs = std::filesystem;
 using Bytes = std::vector<uint8_t>;
-
-// A fresh folder under the system temp directory, removed with everything in it when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("minidl-test-image-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 Image make_image(int w, int h, uint8_t (*f)(int x, int y, int c)) {
   Image im{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3)};
@@ -128,18 +108,6 @@ Bytes make_png(int w, int h, int bit_depth, int colour_type, const std::vector<B
   png_chunk(png, "IDAT", z);
   png_chunk(png, "IEND", {});
   return png;
-}
-
-// The call must throw a minidl::Error whose message contains every one of `parts`.
-template <class F>
-void expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-  }
 }
 
 }  // namespace

@@ -10,24 +10,14 @@
 #include "data/audio.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A scratch folder removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("minidl-loader-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // The colour of frame f of a test video: distinct per frame, so a test can tell which frame it got.
 uint8_t colour(int64_t f, int ch) { return static_cast<uint8_t>((f * 7 + ch * 50) % 256); }
@@ -99,7 +89,7 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
 TEST(Loader, BatchShapesAndLabels) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 20));
+  ds.videos.push_back(make_video(tmp.path(), "a", 20));
   LoaderConfig cfg = small_config();
   Loader loader(ds, cfg);
   // Training windows: blocks of 8 frames, 4 windows per block whose clip ends are all annotated: 20
@@ -127,7 +117,7 @@ TEST(Loader, BatchShapesAndLabels) {
 TEST(Loader, FramesAreTheSampledFramesNormalised) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));
   LoaderConfig cfg = small_config();
   cfg.evaluation = true;
   Loader loader(ds, cfg);
@@ -142,7 +132,8 @@ TEST(Loader, FramesAreTheSampledFramesNormalised) {
       for (int64_t t = 0; t < 2; ++t)
         for (int ch = 0; ch < 3; ++ch) {
           const float want = (colour(frames[t], ch) / 255.0f - cfg.mean[ch]) / cfg.std[ch];
-          const float got = video.select(0, row).select(0, clip).select(0, ch).select(0, t).select(0, 3).select(0, 5).item();
+          const float got =
+              video.select(0, row).select(0, clip).select(0, ch).select(0, t).select(0, 3).select(0, 5).item();
           EXPECT_NEAR(got, want, 1e-6) << "clip ending at " << end << ", frame " << frames[t] << ", channel " << ch;
         }
     }
@@ -151,7 +142,7 @@ TEST(Loader, FramesAreTheSampledFramesNormalised) {
 TEST(Loader, AudioIsTheLogMelOfTheClipSpan) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));
   LoaderConfig cfg = small_config();
   cfg.evaluation = true;
   Loader loader(ds, cfg);
@@ -174,8 +165,8 @@ TEST(Loader, AudioIsTheLogMelOfTheClipSpan) {
 TEST(Loader, EvaluationCoversEveryAnnotatedFrameOnce) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 19, 8, 30, 8000, {3, 11}));
-  ds.videos.push_back(make_video(tmp.path, "b", 7));
+  ds.videos.push_back(make_video(tmp.path(), "a", 19, 8, 30, 8000, {3, 11}));
+  ds.videos.push_back(make_video(tmp.path(), "b", 7));
   LoaderConfig cfg = small_config();
   cfg.evaluation = true;
   Loader loader(ds, cfg);
@@ -199,8 +190,8 @@ TEST(Loader, EvaluationCoversEveryAnnotatedFrameOnce) {
 TEST(Loader, SameBatchesWithAnyNumberOfWorkers) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 24));
-  ds.videos.push_back(make_video(tmp.path, "b", 17));
+  ds.videos.push_back(make_video(tmp.path(), "a", 24));
+  ds.videos.push_back(make_video(tmp.path(), "b", 17));
   LoaderConfig cfg = small_config();
   cfg.augment = true;
   cfg.seed = 99;
@@ -217,14 +208,16 @@ TEST(Loader, SameBatchesWithAnyNumberOfWorkers) {
 TEST(Loader, EpochsShuffleDifferentlyAndResumeExactly) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 32));
+  ds.videos.push_back(make_video(tmp.path(), "a", 32));
   LoaderConfig cfg = small_config();
   cfg.augment = true;
   Loader loader(ds, cfg);
   const auto e0 = epoch_batches(loader, 0), e1 = epoch_batches(loader, 1);
   std::vector<int64_t> ids0, ids1;
-  for (const auto& b : e0) for (int64_t x : b.frame_ids.values<int64_t>()) ids0.push_back(x);
-  for (const auto& b : e1) for (int64_t x : b.frame_ids.values<int64_t>()) ids1.push_back(x);
+  for (const auto& b : e0)
+    for (int64_t x : b.frame_ids.values<int64_t>()) ids0.push_back(x);
+  for (const auto& b : e1)
+    for (int64_t x : b.frame_ids.values<int64_t>()) ids1.push_back(x);
   EXPECT_NE(ids0, ids1) << "two epochs must not share an order";
   std::sort(ids0.begin(), ids0.end());
   std::sort(ids1.begin(), ids1.end());
@@ -239,7 +232,7 @@ TEST(Loader, EpochsShuffleDifferentlyAndResumeExactly) {
 TEST(Loader, DropLastAndPartialBatches) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));  // 8 training windows
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));  // 8 training windows
   LoaderConfig cfg = small_config();
   Loader keep(ds, cfg);
   const auto all = epoch_batches(keep, 0);
@@ -254,10 +247,10 @@ TEST(Loader, DropLastAndPartialBatches) {
 TEST(Loader, CacheServesTheSameDataAndNoticesChangedSources) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));
   LoaderConfig cfg = small_config();
   cfg.evaluation = true;
-  cfg.cache_dir = (tmp.path / "cache").string();
+  cfg.cache_dir = (tmp.path() / "cache").string();
   std::vector<Batch> first, second;
   {
     cfg.workers = 0;  // one thread: no second thread finds the entry the first one just wrote
@@ -277,19 +270,21 @@ TEST(Loader, CacheServesTheSameDataAndNoticesChangedSources) {
   for (auto& p : img.rgb) p = 200;
   fs::remove(ds.videos[0].frame_path(4));
   write_png(ds.videos[0].frame_path(4), img);
-  fs::last_write_time(ds.videos[0].frame_path(4), fs::last_write_time(ds.videos[0].frame_path(4)) + std::chrono::seconds(5));
+  fs::last_write_time(ds.videos[0].frame_path(4),
+                      fs::last_write_time(ds.videos[0].frame_path(4)) + std::chrono::seconds(5));
   Loader loader(ds, cfg);
   const auto third = epoch_batches(loader, 0);
   bool saw_new_colour = false;
   for (const auto& b : third)
-    for (float x : b.video.values<float>()) saw_new_colour |= std::fabs(x - (200 / 255.0f - cfg.mean[0]) / cfg.std[0]) < 1e-5;
+    for (float x : b.video.values<float>())
+      saw_new_colour |= std::fabs(x - (200 / 255.0f - cfg.mean[0]) / cfg.std[0]) < 1e-5;
   EXPECT_TRUE(saw_new_colour) << "the changed frame was served from a stale cache entry";
 }
 
 TEST(Loader, CorruptFrameIsAnErrorNamingItOrACountedWarning) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));
   const std::string bad = ds.videos[0].frame_path(6);
   std::ofstream(bad, std::ios::binary | std::ios::trunc) << "not a png at all";
   LoaderConfig cfg = small_config();
@@ -315,7 +310,7 @@ TEST(Loader, CorruptFrameIsAnErrorNamingItOrACountedWarning) {
 TEST(Loader, CorruptWavIsAnErrorNamingItOrSilence) {
   TempDir tmp;
   Dataset ds;
-  ds.videos.push_back(make_video(tmp.path, "a", 16));
+  ds.videos.push_back(make_video(tmp.path(), "a", 16));
   std::ofstream(ds.videos[0].wav_path, std::ios::binary | std::ios::trunc) << "RIFF";
   LoaderConfig cfg = small_config();
   {
@@ -360,7 +355,7 @@ TEST(Loader, EmptyDatasetHasNoBatches) {
 TEST(Loader, FlipMirrorsWholeClipsAndCropStaysInRange) {
   TempDir tmp;
   Dataset ds;
-  VideoRecord v = make_video(tmp.path, "a", 16);
+  VideoRecord v = make_video(tmp.path(), "a", 16);
   // Frames with a left-to-right ramp, so a mirrored clip is recognisable.
   for (int64_t f = 1; f <= v.num_frames(); ++f) {
     Image img;

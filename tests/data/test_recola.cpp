@@ -1,67 +1,23 @@
 // The RECOLA reader (data/recola.h) on layouts written into a fresh temporary folder per test: the delay
 // shift, the CSV variants, and bad input named by file and line.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <initializer_list>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "autograd/error.h"
 #include "data/recola.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const std::string name = "minidl_recola_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-                             std::to_string(std::random_device{}());
-    path_ = fs::temp_directory_path() / name;
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const fs::path& path, const std::string& bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-  ASSERT_TRUE(out.good()) << path;
-}
-
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no minidl::Error was thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const std::string& f : fragments)
-      EXPECT_NE(what.find(f), std::string::npos) << "'" << what << "' lacks '" << f << "'";
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "a different exception: " << e.what();
-  }
-}
 
 // Rows as text: one value per row, in column 0, with the given precision.
 std::string column(const std::vector<float>& values, const std::string& header = "") {

@@ -6,13 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -22,37 +20,17 @@
 #include "data/image.h"
 #include "data/synthav.h"
 #include "data/synthav_internal.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
 const char* kSplits[] = {"Train_Set", "Validation_Set", "Test_Set"};
-
-// A folder of its own under the system's temp folder (not created), removed again at the end.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() / ("minidl_synthav_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + std::to_string(std::random_device{}()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // 3 + 1 + 1 identities, one 2-3 s video each (ids 0 and 1 talk to each other: a _left/_right pair),
 // small frames and 8 kHz audio: a whole set in well under a second.

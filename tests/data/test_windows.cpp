@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <initializer_list>
 #include <map>
 #include <random>
@@ -15,9 +14,11 @@
 
 #include "autograd/error.h"
 #include "data/windows.h"
+#include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
 using namespace minidl::data;
+using namespace data_test;
 
 namespace {
 
@@ -56,17 +57,6 @@ std::vector<int64_t> range(int64_t from, int64_t to) {  // from..to inclusive
 std::vector<int64_t> concat(std::vector<int64_t> a, const std::vector<int64_t>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
-}
-
-void expect_error(const std::function<void()>& fn, std::initializer_list<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no minidl::Error was thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const std::string& f : fragments)
-      EXPECT_NE(what.find(f), std::string::npos) << "'" << what << "' lacks '" << f << "'";
-  }
 }
 
 }  // namespace
