@@ -8,6 +8,7 @@
 //      gradient per input to the nodes behind its edges.
 // Every gradient a rule returns is checked against the shape, dtype and device of the input it is for,
 // so a wrong backward rule fails loudly at the op that has it.
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -43,14 +44,26 @@ Node::~Node() {
   }
 }
 
-std::vector<Tensor> BackwardFunction::apply(const Tensor& grad_output) {
-  MINIDL_CHECK(rule_ != nullptr, name(),
+namespace {
+void check_not_released(bool released, const std::string& name) {
+  MINIDL_CHECK(!released, name,
                ": backward reached this op a second time, but its saved tensors were freed after the first "
                "backward. Pass retain_graph=true to the first backward() to backpropagate through a graph twice");
-  return rule_(grad_output);
+}
+}  // namespace
+
+std::vector<Tensor> BackwardFunction::apply(const std::vector<Tensor>& grad_outputs) {
+  check_not_released(rule_ == nullptr, name());
+  return rule_(grad_outputs[0]);
 }
 
-std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
+std::vector<Tensor> MultiBackwardFunction::apply(const std::vector<Tensor>& grad_outputs) {
+  check_not_released(rule_ == nullptr, name());
+  return rule_(grad_outputs);
+}
+
+std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grad_outputs) {
+  const Tensor& grad_output = grad_outputs[0];
   Tensor leaf(leaf_);
   Tensor current = leaf.grad();
   if (!current.defined()) {
@@ -90,22 +103,48 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
   return node;
 }
 
-void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule) {
-  auto node = std::make_shared<BackwardFunction>(name, std::move(rule));
-  node->edges.reserve(inputs.size());
+namespace {
+
+// One edge per input: toward the node that produced it (and which of its outputs it was), or toward the
+// leaf's accumulator.
+void connect(Node& node, const std::vector<Tensor>& inputs) {
+  node.edges.reserve(inputs.size());
   for (const Tensor& in : inputs) {
     Node::Edge e;
     if (in.defined()) {
-      if (in.requires_grad()) e.node = in.grad_fn() ? in.grad_fn() : grad_accumulator(in);
+      if (in.requires_grad()) {
+        e.node = in.grad_fn() ? in.grad_fn() : grad_accumulator(in);
+        e.output_nr = in.grad_fn() ? in.impl()->output_nr : 0;
+      }
       e.shape = in.shape();
       e.dtype = in.dtype();
       e.device = in.device();
     }
-    node->edges.push_back(std::move(e));
+    node.edges.push_back(std::move(e));
   }
+}
+
+}  // namespace
+
+void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule) {
+  auto node = std::make_shared<BackwardFunction>(name, std::move(rule));
+  connect(*node, inputs);
   TensorImpl* o = out.impl();
   o->requires_grad = true;
   o->grad_fn = std::move(node);
+  o->output_nr = 0;
+}
+
+void record_multi(const std::vector<Tensor*>& outputs, const char* name, const std::vector<Tensor>& inputs,
+                  MultiBackwardRule rule) {
+  auto node = std::make_shared<MultiBackwardFunction>(name, static_cast<int>(outputs.size()), std::move(rule));
+  connect(*node, inputs);
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    TensorImpl* o = outputs[k]->impl();
+    o->requires_grad = true;
+    o->grad_fn = node;
+    o->output_nr = static_cast<int32_t>(k);
+  }
 }
 
 // ---- the engine ---------------------------------------------------------------------------------
@@ -145,20 +184,24 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
   }
 
-  // Pass 2: run each node once all gradients for it have arrived. A node that received no gradient at
-  // all (every consumer returned an undefined one) is still visited, so that its inputs are counted down.
-  std::unordered_map<Node*, Tensor> pending{{start.get(), seed}};
+  // Pass 2: run each node once all gradients for it have arrived, summed per output. A node that
+  // received no gradient at all (every consumer returned an undefined one) is still visited, so that its
+  // inputs are counted down.
+  std::unordered_map<Node*, std::vector<Tensor>> pending;
+  pending[start.get()].resize(start->num_outputs());
+  pending[start.get()][root.grad_fn() ? root.impl()->output_nr : 0] = seed;
   std::vector<Node*> ready{start.get()};
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
-    Tensor g;
+    std::vector<Tensor> g;
     if (auto it = pending.find(n); it != pending.end()) {
       g = std::move(it->second);
       pending.erase(it);
     }
     std::vector<Tensor> grads;
-    if (g.defined()) grads = n->apply(g);
+    const bool any = std::any_of(g.begin(), g.end(), [](const Tensor& t) { return t.defined(); });
+    if (any) grads = n->apply(g);
     if (!retain_graph) n->release();
     MINIDL_CHECK(grads.empty() || grads.size() == n->edges.size(), "backward: internal error: '", n->name(),
                  "' returned ", grads.size(), " gradients for ", n->edges.size(), " inputs");
@@ -171,12 +214,15 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                      "backward: internal error: the backward of '", n->name(), "' returned a gradient ", gi.meta_str(),
                      " for its input ", i, ", which is ", dtype_name(e.dtype), shape_str(e.shape), " on ",
                      e.device.str());
-        auto [it, fresh] = pending.try_emplace(e.node.get(), gi);
-        if (!fresh) {
+        std::vector<Tensor>& slots = pending[e.node.get()];
+        if (slots.empty()) slots.resize(e.node->num_outputs());
+        if (!slots[e.output_nr].defined()) {
+          slots[e.output_nr] = gi;
+        } else {
           // Sum in place when nothing else can see the pending tensor (a fresh gradient of the same
           // shape); otherwise out of place, since it may be shared (add's backward hands one tensor
           // to both inputs).
-          Tensor& acc = it->second;
+          Tensor& acc = slots[e.output_nr];
           const bool owned = acc.impl_ptr().use_count() == 1 && acc.impl()->storage.use_count() == 1 &&
                              acc.is_contiguous() && acc.shape() == gi.shape();
           if (owned)

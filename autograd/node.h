@@ -2,7 +2,9 @@
 //
 // Ops record their backward rule as a lambda (BackwardFunction) that captures only what it reads, as
 // SavedTensors. Leaves that require grad get an AccumulateGrad node that adds into their .grad. The
-// engine (engine.cpp) runs the nodes in reverse topological order.
+// engine (engine.cpp) runs the nodes in reverse topological order. Most ops produce one tensor; a fused
+// op that produces several (an LSTM layer: its outputs and its final state) records one node with one
+// gradient slot per output (record_multi), and each output remembers its slot (TensorImpl::output_nr).
 #pragma once
 
 #include <functional>
@@ -24,9 +26,11 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   const std::string& name() const { return name_; }
+  int num_outputs() const { return num_outputs_; }
 
-  // dL/d(output) -> dL/d(input i) for every input i (undefined where no gradient flows).
-  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // dL/d(outputs) -> dL/d(input i) for every input i (undefined where no gradient flows). grad_outputs has
+  // num_outputs() entries; an entry is undefined when no gradient reached that output (at least one has).
+  virtual std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) = 0;
   // Frees the saved tensors after a backward that did not ask to retain the graph.
   virtual void release() {}
 
@@ -34,11 +38,15 @@ class Node {
   // shape, dtype and device let the engine check every gradient a backward rule returns.
   struct Edge {
     std::shared_ptr<Node> node;
+    int output_nr = 0;  // which output of `node` the input was
     Shape shape;
     DType dtype = DType::Float32;
     Device device;
   };
   std::vector<Edge> edges;
+
+ protected:
+  int num_outputs_ = 1;
 
  private:
   std::string name_;
@@ -49,17 +57,33 @@ using BackwardRule = std::function<std::vector<Tensor>(const Tensor& grad_output
 class BackwardFunction final : public Node {
  public:
   BackwardFunction(std::string name, BackwardRule rule) : Node(std::move(name)), rule_(std::move(rule)) {}
-  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) override;
   void release() override { rule_ = nullptr; }
 
  private:
   BackwardRule rule_;
 };
 
+// The rule of an op with several outputs: one gradient per output (undefined where none arrived).
+using MultiBackwardRule = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs)>;
+
+class MultiBackwardFunction final : public Node {
+ public:
+  MultiBackwardFunction(std::string name, int outputs, MultiBackwardRule rule)
+      : Node(std::move(name)), rule_(std::move(rule)) {
+    num_outputs_ = outputs;
+  }
+  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) override;
+  void release() override { rule_ = nullptr; }
+
+ private:
+  MultiBackwardRule rule_;
+};
+
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
-  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) override;
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
@@ -89,6 +113,11 @@ bool needs_grad(const Ts&... inputs) {
 // Records `out` as the result of op `name` applied to `inputs`, with backward rule `rule` returning one
 // gradient per input. Call only when needs_grad(inputs) is true.
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule);
+
+// The same for an op with several outputs (all defined, none of them an input): the rule receives one
+// gradient per output, in the order of `outputs`.
+void record_multi(const std::vector<Tensor*>& outputs, const char* name, const std::vector<Tensor>& inputs,
+                  MultiBackwardRule rule);
 
 // The node that accumulates into a leaf's .grad, created on first use and shared afterwards.
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf);

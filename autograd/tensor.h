@@ -33,6 +33,7 @@ struct TensorImpl {
   // into `grad`) or the output of a recorded op (grad_fn set).
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;
+  int32_t output_nr = 0;  // which output of grad_fn this tensor is (ops with several outputs)
   std::shared_ptr<TensorImpl> grad;
   std::weak_ptr<Node> grad_accumulator;  // leaves: the node that writes `grad`, made on first use
 };

@@ -212,3 +212,31 @@ TEST(Engine, RequiresGradOnlyOnFloatLeaves) {
   EXPECT_FALSE(y.is_leaf());
   EXPECT_TRUE(x.is_leaf());
 }
+
+namespace {
+// A two-output op recorded as one node: (2x, 3x).
+std::pair<Tensor, Tensor> twice_and_thrice(const Tensor& x) {
+  Tensor a = x.detach() * 2.0, b = x.detach() * 3.0;
+  if (needs_grad(x))
+    record_multi({&a, &b}, "twice_and_thrice", {x}, [](const std::vector<Tensor>& g) {
+      Tensor gx;
+      if (g[0].defined()) gx = g[0] * 2.0;
+      if (g[1].defined()) gx = gx.defined() ? gx + g[1] * 3.0 : g[1] * 3.0;
+      return std::vector<Tensor>{gx};
+    });
+  return {a, b};
+}
+}  // namespace
+
+TEST(Engine, MultiOutputNodesRouteEachGradientToItsSlot) {
+  Tensor x = leaf({1.0, 2.0});
+  auto [a, b] = twice_and_thrice(x);
+  EXPECT_EQ(a.grad_fn(), b.grad_fn()) << "one node for both outputs";
+  sum(b).backward();  // only the second output is used
+  EXPECT_EQ(x.grad().values<double>(), (std::vector<double>{3.0, 3.0}));
+  x.zero_grad();
+  auto [c, d] = twice_and_thrice(x);
+  sum(c * 10.0 + d + d.narrow(0, 1, 1).expand({2})).backward();  // both outputs, one of them twice
+  // x0: 10*2 + 3 = 23; x1: 10*2 + 3 + 2*3 (d[1] is expanded to both elements) = 29.
+  EXPECT_EQ(x.grad().values<double>(), (std::vector<double>{23.0, 29.0}));
+}
