@@ -10,12 +10,18 @@
 //   index:       cat stack split pad index_select gather
 //   softmax:     softmax log_softmax
 //   loss:        ccc ccc_loss
+//   conv:        conv (1-3 spatial dims)
+//   pool:        max_pool avg_pool adaptive_avg_pool
+//   norm:        batch_norm layer_norm
+//   dropout:     dropout channel_dropout (ops_dropout.cpp; built on the elementwise kernels)
+//   lstm:        lstm_layer
 // Views (reshape, permute, narrow, expand, ...) are Tensor methods, in autograd/ops_view.cpp.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "autograd/random.h"
 #include "autograd/tensor.h"
 
 namespace minidl {
@@ -120,5 +126,53 @@ Tensor log_softmax(const Tensor& x, int64_t dim = -1);
 Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask = Tensor(), double eps = 1e-8);
 // The training loss sum over columns of (1 - ccc): (1 - CCC_V) + (1 - CCC_A) for C = 2.
 Tensor ccc_loss(const Tensor& pred, const Tensor& target, const Tensor& mask = Tensor(), double eps = 1e-8);
+
+// ---- convolution ----
+// Convolution (cross-correlation, as in torch) over 1, 2 or 3 spatial dims: x [B, C_in, *spatial],
+// weight [C_out, C_in / groups, *kernel], bias [C_out] (optional). stride, padding (zeros) and dilation
+// give one value per spatial dim, or one value for all of them.
+Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const std::vector<int64_t>& stride = {1},
+            const std::vector<int64_t>& padding = {0}, const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
+
+// ---- pooling, over the trailing kernel.size() dims (1 to 3) of x [B, C, *spatial] ----
+// stride defaults to the kernel. Max pooling pads with -inf, average pooling with zeros (counted in the
+// average when count_include_pad, as torch does by default). The gradient of a max goes to the first
+// maximum of its window.
+Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride = {},
+                const std::vector<int64_t>& padding = {0});
+Tensor avg_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride = {},
+                const std::vector<int64_t>& padding = {0}, bool count_include_pad = true);
+// Averages each spatial dim into exactly output_size cells, with torch's cell edges
+// (floor(i n / out) to ceil((i + 1) n / out)).
+Tensor adaptive_avg_pool(const Tensor& x, const std::vector<int64_t>& output_size);
+
+// ---- normalisation ----
+// x [B, C, *]: each channel is normalised over every other dim. Training: with the batch's mean and biased
+// variance, and running_mean / running_var (if given) updated in place as
+// running = (1 - momentum) running + momentum batch (the unbiased variance, like torch). Evaluation: with
+// running_mean / running_var. weight and bias [C] are optional (affine = false).
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// Normalises over the trailing dims given by normalized_shape; weight and bias have that shape (optional).
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
+// ---- dropout (masks from the Philox stream: the same seed gives the same masks on every device) ----
+// Training: each element is zeroed with probability p and the rest scaled by 1 / (1 - p); evaluation: x.
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+// The same for whole channels of x [B, C, *] (torch's Dropout1d/2d/3d).
+Tensor channel_dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+
+// ---- LSTM ----
+// One layer in one direction over a whole sequence, as one fused op. x [B, T, I] (batch first),
+// h0 and c0 [B, H]; weights in torch's layout and gate order (input, forget, cell, output):
+// w_ih [4H, I], w_hh [4H, H], b_ih and b_hh [4H] (biases optional). reverse runs from step T-1 to 0.
+// Returns the hidden state of every step, output [B, T, H], and the final state h, c [B, H] (after the
+// last step processed); gradients flow back from all three.
+struct LstmResult {
+  Tensor output, h, c;
+};
+LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                      const Tensor& b_ih, const Tensor& b_hh, bool reverse = false);
 
 }  // namespace minidl

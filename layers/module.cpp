@@ -1,0 +1,212 @@
+#include "layers/module.h"
+
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include "autograd/error.h"
+#include "autograd/grad_mode.h"
+#include "autograd/safetensors.h"
+
+namespace minidl::nn {
+namespace {
+
+void check_name(const std::string& owner, const std::string& name) {
+  MINIDL_CHECK(!name.empty() && name.find('.') == std::string::npos, owner, ": '", name,
+               "' is not a valid name (non-empty, no '.': dots join the names of nested modules)");
+}
+
+}  // namespace
+
+void Module::register_parameter(std::string name, Tensor* slot) {
+  check_name(type_name(), name);
+  if (slot->defined()) {
+    MINIDL_CHECK(is_floating(slot->dtype()), type_name(), ": parameter '", name, "' must be float, got ",
+                 slot->meta_str());
+    *slot = slot->detach();  // a parameter is a leaf, whatever computed its initial value
+    slot->requires_grad_(true);
+  }
+  params_.emplace_back(std::move(name), slot);
+}
+
+void Module::register_buffer(std::string name, Tensor* slot) {
+  check_name(type_name(), name);
+  buffers_.emplace_back(std::move(name), slot);
+}
+
+void Module::register_module(std::string name, Module* child) {
+  check_name(type_name(), name);
+  MINIDL_CHECK(child != nullptr, type_name(), ": child module '", name, "' is null");
+  children_.emplace_back(std::move(name), child);
+}
+
+void Module::collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const {
+  if (params)
+    for (const auto& [n, t] : params_)
+      if (t->defined()) out.emplace_back(prefix + n, *t);
+  if (buffers)
+    for (const auto& [n, t] : buffers_)
+      if (t->defined()) out.emplace_back(prefix + n, *t);
+  for (const auto& [n, m] : children_) m->collect(prefix + n + ".", params, buffers, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, false, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, true, out);
+  return out;
+}
+
+std::vector<std::pair<std::string, Module*>> Module::named_children() const { return children_; }
+
+NamedTensors Module::state_dict() const {
+  NamedTensors out;
+  collect("", true, true, out);
+  return out;
+}
+
+void Module::load_state_dict(const NamedTensors& state, bool strict) {
+  // Every registered slot by its dotted name.
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  std::vector<const Module*> todo{this};
+  std::vector<std::string> prefixes{""};
+  for (size_t i = 0; i < todo.size(); ++i) {
+    for (const auto& [n, t] : todo[i]->params_)
+      if (t->defined()) slots.emplace_back(prefixes[i] + n, t);
+    for (const auto& [n, t] : todo[i]->buffers_)
+      if (t->defined()) slots.emplace_back(prefixes[i] + n, t);
+    for (const auto& [n, m] : todo[i]->children_) {
+      todo.push_back(m);
+      prefixes.push_back(prefixes[i] + n + ".");
+    }
+  }
+  std::map<std::string, const Tensor*> given;
+  for (const auto& [n, t] : state) given[n] = &t;
+
+  // Check everything first, so a bad checkpoint changes nothing.
+  std::vector<std::string> missing, unexpected, misshaped;
+  std::map<std::string, Tensor*> by_name;
+  for (const auto& [n, slot] : slots) {
+    by_name[n] = slot;
+    auto it = given.find(n);
+    if (it == given.end()) missing.push_back(n);
+    else if (it->second->shape() != slot->shape())
+      misshaped.push_back(n + " (checkpoint " + shape_str(it->second->shape()) + ", model " + shape_str(slot->shape()) +
+                          ")");
+  }
+  for (const auto& [n, t] : given)
+    if (!by_name.count(n)) unexpected.push_back(n);
+  if ((strict && (!missing.empty() || !unexpected.empty())) || !misshaped.empty()) {
+    std::ostringstream os;
+    os << "load_state_dict: the state does not fit this " << type_name() << ":";
+    auto list = [&os](const char* what, const std::vector<std::string>& names) {
+      if (names.empty()) return;
+      os << "\n  " << what << " (" << names.size() << "):";
+      for (const auto& n : names) os << " " << n << ";";
+    };
+    list("missing", strict ? missing : std::vector<std::string>{});
+    list("unexpected", strict ? unexpected : std::vector<std::string>{});
+    list("wrong shape", misshaped);
+    fail(os.str());
+  }
+  NoGradGuard no_grad;
+  for (const auto& [n, t] : state) {
+    auto it = by_name.find(n);
+    if (it == by_name.end()) continue;
+    Tensor& slot = *it->second;
+    const bool trainable = slot.requires_grad();
+    Tensor value = t.to(slot.dtype()).to(slot.device()).detach().contiguous();
+    if (value.impl()->storage == t.impl()->storage) value = value.clone();  // never alias the caller's tensor
+    slot = value;
+    if (trainable) slot.requires_grad_(true);
+  }
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+void Module::to(Device device) {
+  NoGradGuard no_grad;
+  for (auto& [n, t] : params_)
+    if (t->defined() && t->device() != device) {
+      *t = t->to(device).detach();
+      t->requires_grad_(true);
+    }
+  for (auto& [n, t] : buffers_)
+    if (t->defined()) *t = t->to(device);
+  for (auto& [n, m] : children_) m->to(device);
+}
+
+void Module::to(DType dtype) {
+  NoGradGuard no_grad;
+  for (auto& [n, t] : params_)
+    if (t->defined() && t->dtype() != dtype) {
+      *t = t->to(dtype).detach();
+      t->requires_grad_(true);
+    }
+  for (auto& [n, t] : buffers_)
+    if (t->defined() && is_floating(t->dtype())) *t = t->to(dtype);
+  for (auto& [n, m] : children_) m->to(dtype);
+}
+
+void Module::zero_grad() {
+  for (auto& [n, t] : named_parameters()) t.zero_grad();
+}
+
+int64_t Module::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+std::string Module::summary() const {
+  std::ostringstream os;
+  // Pre-order walk with an explicit stack of (module, name, depth).
+  std::vector<std::tuple<const Module*, std::string, int>> stack{{this, "", 0}};
+  while (!stack.empty()) {
+    auto [m, name, depth] = stack.back();
+    stack.pop_back();
+    os << std::string(2 * depth, ' ') << (name.empty() ? "" : "(" + name + "): ") << m->describe() << "  ["
+       << m->parameter_count() << " parameters]\n";
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it)
+      stack.emplace_back(it->second, it->first, depth + 1);
+  }
+  os << "Total: " << parameter_count() << " parameters";
+  return os.str();
+}
+
+Sequential& Sequential::add(std::shared_ptr<Unary> layer) {
+  MINIDL_CHECK(layer != nullptr, "Sequential: cannot add a null layer");
+  layers_.push_back(std::move(layer));
+  register_module(std::to_string(layers_.size() - 1), layers_.back().get());
+  return *this;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (auto& layer : layers_) y = layer->forward(y);
+  return y;
+}
+
+void save(const Module& module, const std::string& path) {
+  save_safetensors(path, module.state_dict(), {{"format", "pt"}, {"producer", "minidl"}});
+}
+
+void load(Module& module, const std::string& path, bool strict) {
+  module.load_state_dict(load_safetensors(path), strict);
+}
+
+}  // namespace minidl::nn
