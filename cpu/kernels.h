@@ -77,3 +77,9 @@ void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
 void arange(const Tensor& out, double start, double step);
 
 }  // namespace minidl::cpu
+
+// The layer kernels have their own headers (their signatures are longer): convolution and pooling,
+// batch and layer normalisation, the fused LSTM.
+#include "cpu/conv.h"
+#include "cpu/lstm.h"
+#include "cpu/norm.h"

@@ -16,10 +16,26 @@ void check_name(const std::string& owner, const std::string& name) {
                "' is not a valid name (non-empty, no '.': dots join the names of nested modules)");
 }
 
+// Parameters, buffers and children share one namespace (as attributes do in torch): a repeated name would
+// give two state_dict entries of that name, and load_state_dict would fill only one of the two slots.
+template <class A, class B, class C>
+void check_unique(const std::string& owner, const std::string& name, const A& params, const B& buffers,
+                  const C& children) {
+  auto has = [&name](const auto& list) {
+    for (const auto& entry : list)
+      if (entry.first == name) return true;
+    return false;
+  };
+  MINIDL_CHECK(!has(params) && !has(buffers) && !has(children), owner, ": the name '", name,
+               "' is already registered (as a parameter, buffer or child module)");
+}
+
 }  // namespace
 
 void Module::register_parameter(std::string name, Tensor* slot) {
   check_name(type_name(), name);
+  check_unique(type_name(), name, params_, buffers_, children_);
+  MINIDL_CHECK(slot != nullptr, type_name(), ": parameter '", name, "' has a null slot");
   if (slot->defined()) {
     MINIDL_CHECK(is_floating(slot->dtype()), type_name(), ": parameter '", name, "' must be float, got ",
                  slot->meta_str());
@@ -31,11 +47,14 @@ void Module::register_parameter(std::string name, Tensor* slot) {
 
 void Module::register_buffer(std::string name, Tensor* slot) {
   check_name(type_name(), name);
+  check_unique(type_name(), name, params_, buffers_, children_);
+  MINIDL_CHECK(slot != nullptr, type_name(), ": buffer '", name, "' has a null slot");
   buffers_.emplace_back(std::move(name), slot);
 }
 
 void Module::register_module(std::string name, Module* child) {
   check_name(type_name(), name);
+  check_unique(type_name(), name, params_, buffers_, children_);
   MINIDL_CHECK(child != nullptr, type_name(), ": child module '", name, "' is null");
   children_.emplace_back(std::move(name), child);
 }
@@ -100,7 +119,10 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
   for (const auto& [n, slot] : slots) {
     by_name[n] = slot;
     auto it = given.find(n);
-    if (it == given.end()) missing.push_back(n);
+    if (it == given.end())
+      missing.push_back(n);
+    else if (!it->second->defined())
+      misshaped.push_back(n + " (checkpoint: an undefined tensor)");
     else if (it->second->shape() != slot->shape())
       misshaped.push_back(n + " (checkpoint " + shape_str(it->second->shape()) + ", model " + shape_str(slot->shape()) +
                           ")");
@@ -120,17 +142,17 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     list("wrong shape", misshaped);
     fail(os.str());
   }
+  // Moved first, so a failing transfer also leaves the model as it was; then copied in place, as
+  // torch does: an optimiser (or a tied module) holding a parameter's handle keeps seeing the loaded values.
+  // Copying also means the model never aliases the caller's tensors.
   NoGradGuard no_grad;
+  std::vector<std::pair<Tensor*, Tensor>> values;
   for (const auto& [n, t] : state) {
     auto it = by_name.find(n);
     if (it == by_name.end()) continue;
-    Tensor& slot = *it->second;
-    const bool trainable = slot.requires_grad();
-    Tensor value = t.to(slot.dtype()).to(slot.device()).detach().contiguous();
-    if (value.impl()->storage == t.impl()->storage) value = value.clone();  // never alias the caller's tensor
-    slot = value;
-    if (trainable) slot.requires_grad_(true);
+    values.emplace_back(it->second, t.detach().to(it->second->device()));  // copy_ converts the dtype
   }
+  for (auto& [slot, value] : values) slot->copy_(value);
 }
 
 void Module::train(bool on) {
@@ -138,12 +160,14 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
+// A converted parameter is a new leaf; it keeps its requires_grad, so a frozen parameter stays frozen.
 void Module::to(Device device) {
   NoGradGuard no_grad;
   for (auto& [n, t] : params_)
     if (t->defined() && t->device() != device) {
+      const bool trainable = t->requires_grad();
       *t = t->to(device).detach();
-      t->requires_grad_(true);
+      t->requires_grad_(trainable);
     }
   for (auto& [n, t] : buffers_)
     if (t->defined()) *t = t->to(device);
@@ -151,11 +175,14 @@ void Module::to(Device device) {
 }
 
 void Module::to(DType dtype) {
+  // Checked here, not half-way through the tree: an integer parameter could not require grad.
+  MINIDL_CHECK(is_floating(dtype), type_name(), ".to: parameters are float32 or float64, not ", dtype_name(dtype));
   NoGradGuard no_grad;
   for (auto& [n, t] : params_)
     if (t->defined() && t->dtype() != dtype) {
+      const bool trainable = t->requires_grad();
       *t = t->to(dtype).detach();
-      t->requires_grad_(true);
+      t->requires_grad_(trainable);
     }
   for (auto& [n, t] : buffers_)
     if (t->defined() && is_floating(t->dtype())) *t = t->to(dtype);
