@@ -9,6 +9,9 @@
 //       Loader throughput in clips per second (frames decoded, resized and normalised, audio cut and
 //       turned into log-mel images) on a SynthAV training split, for the tiny and paper input sizes.
 //       Without --data a small SynthAV set is generated once under the system's temporary folder.
+//   bench layers [--threads N]
+//       Forward and forward + backward times of the model's heaviest layers on the CPU: the audio stem conv,
+//       the two halves of an R(2+1)D block, BatchNorm, and the 2-layer BiLSTM of workload W3.
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -29,6 +32,9 @@
 #include "data/affwild2.h"
 #include "data/loader.h"
 #include "data/synthav.h"
+#include "layers/conv.h"
+#include "layers/lstm.h"
+#include "layers/norm.h"
 
 namespace {
 
@@ -233,13 +239,68 @@ int bench_loader(int argc, char** argv) {
   return 0;
 }
 
+// Median milliseconds of forward alone and of forward + backward (loss = sum of the output times a fixed
+// random tensor, so every output element gets a gradient).
+template <class Forward>
+std::pair<double, double> time_layer(const Tensor& x, Forward forward) {
+  Tensor input = x.detach();
+  input.requires_grad_();
+  const Tensor probe = forward(input);
+  const Tensor weights = rand(probe.shape());
+  const double fwd = time_median([&] {
+    NoGradGuard no_grad;
+    forward(input);
+  });
+  const double both = time_median([&] {
+    sum(forward(input) * weights).backward();
+    input.zero_grad();
+  });
+  return {fwd * 1e3, both * 1e3};
+}
+
+int bench_layers(int argc, char** argv) {
+  int threads = omp_get_max_threads();
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::stoi(argv[++i]);
+    else
+      throw std::invalid_argument("unknown option " + a);
+  }
+  omp_set_num_threads(threads);
+  std::printf("Layers on the CPU (float32), %d thread%s, %s\n", threads, threads == 1 ? "" : "s", cpu_model().c_str());
+  std::printf("%-46s %12s %16s\n", "layer and input", "forward ms", "fwd + bwd ms");
+  Generator gen(3);
+  auto row = [](const char* what, std::pair<double, double> t) {
+    std::printf("%-46s %12.2f %16.2f\n", what, t.first, t.second);
+  };
+  nn::Conv2d stem(1, 64, 7, 2, 3, 1, 1, false, &gen);
+  row("audio stem conv 7x7/2, [8,1,64,104] -> 64",
+      time_layer(rand({8, 1, 64, 104}), [&](const Tensor& x) { return stem(x); }));
+  nn::Conv3d spatial(64, 144, {1, 3, 3}, 1, {0, 1, 1}, 1, 1, false, &gen);
+  row("(2+1)D spatial 1x3x3, [4,64,4,28,28] -> 144",
+      time_layer(rand({4, 64, 4, 28, 28}), [&](const Tensor& x) { return spatial(x); }));
+  nn::Conv3d temporal(144, 64, {3, 1, 1}, 1, {1, 0, 0}, 1, 1, false, &gen);
+  row("(2+1)D temporal 3x1x1, [4,144,4,28,28] -> 64",
+      time_layer(rand({4, 144, 4, 28, 28}), [&](const Tensor& x) { return temporal(x); }));
+  nn::BatchNorm3d bn(64);
+  row("BatchNorm3d (training), [4,64,4,28,28]",
+      time_layer(rand({4, 64, 4, 28, 28}), [&](const Tensor& x) { return bn(x); }));
+  nn::LSTM lstm(512, 256, {.num_layers = 2, .bidirectional = true, .batch_first = true}, &gen);
+  row("BiLSTM 2 layers, 256/dir, [64,16,512] (W3)",
+      time_layer(rand({64, 16, 512}), [&](const Tensor& x) { return lstm(x).output; }));
+  return 0;
+}
+
 void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]\n"
                "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
+               "       %s layers [--threads N]\n"
                "  gemm    CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
-               "  loader  clips per second of the data loader on a SynthAV training split\n",
-               prog, prog);
+               "  loader  clips per second of the data loader on a SynthAV training split\n"
+               "  layers  the model's heaviest layers on the CPU, forward and backward\n",
+               prog, prog, prog);
 }
 
 }  // namespace
@@ -253,6 +314,7 @@ int main(int argc, char** argv) {
   try {
     if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
     if (what == "loader") return bench_loader(argc - 2, argv + 2);
+    if (what == "layers") return bench_layers(argc - 2, argv + 2);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "bench: %s\n", e.what());
     usage(argv[0]);
