@@ -1,0 +1,53 @@
+// The model's configuration and its presets (MODEL.md §2): paper (full size, for a GPU), small, tiny (the
+// CPU and the tests). Every field has a default; JSON in and out, with unknown keys and wrong types named
+// in the error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace minidl::models {
+
+struct ModelConfig {
+  std::string preset = "tiny";
+  // ---- inputs (the loader is configured to produce exactly these) ----
+  int64_t clips = 8;            // L: clips per sequence (the JCA's time-mixing weights are L x L)
+  int64_t frames_per_clip = 4;  // T
+  int64_t image_size = 32;      // frames are image_size x image_size RGB
+  int64_t mel_bins = 32;
+  int64_t mel_hop = 356;        // samples at 16 kHz between log-mel frames (160 = 10 ms)
+  int64_t mel_fft = 512;
+  // ---- backbones ----
+  std::vector<int64_t> visual_widths{8, 16, 32, 64};  // R(2+1)D stages; the feature is the last width
+  int64_t visual_blocks = 1;                          // basic blocks per stage (2 in R(2+1)D-18)
+  std::vector<int64_t> audio_widths{8, 16, 32, 64};   // ResNet stages
+  int64_t audio_blocks = 1;                           // (2 in ResNet-18)
+  // ---- temporal model per modality ----
+  std::string temporal = "lstm";  // lstm, tcn or none
+  int64_t lstm_hidden = 32;       // per direction; the temporal feature is 2 x lstm_hidden
+  int64_t lstm_layers = 2;
+  std::vector<int64_t> tcn_channels{64, 64};
+  int64_t tcn_kernel = 5;
+  double tcn_dropout = 0.1;
+  // ---- fusion and heads ----
+  std::string fusion = "jca";  // audio, visual, concat, cross_attention, jca or recursive_jca
+  int64_t encoded = 32;        // d: width of the encoded features X_a, X_v
+  int64_t attention = 16;      // k: width of the joint attention maps
+  int64_t recursions = 2;      // recursive_jca: how many times the JCA block is applied
+  int64_t head_hidden = 128;
+  double head_dropout = 0.6;
+};
+
+// "paper", "small" or "tiny"; anything else is a minidl::Error listing the presets.
+ModelConfig model_preset(const std::string& name);
+// Checks values (positive sizes, known kinds) and their consistency; errors name the field.
+void validate(const ModelConfig& config);
+
+nlohmann::json to_json(const ModelConfig& config);
+// Starts from `base` and overrides the keys present in `json`.
+ModelConfig model_config_from_json(const nlohmann::json& json, const ModelConfig& base);
+
+}  // namespace minidl::models
