@@ -4,10 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
+#include "data/loader.h"
 
 namespace minidl::models {
 
@@ -18,7 +19,7 @@ struct ModelConfig {
   int64_t frames_per_clip = 4;  // T
   int64_t image_size = 32;      // frames are image_size x image_size RGB
   int64_t mel_bins = 32;
-  int64_t mel_hop = 356;        // samples at 16 kHz between log-mel frames (160 = 10 ms)
+  int64_t mel_hop = 356;  // samples at 16 kHz between log-mel frames (160 = 10 ms)
   int64_t mel_fft = 512;
   // ---- backbones ----
   std::vector<int64_t> visual_widths{8, 16, 32, 64};  // R(2+1)D stages; the feature is the last width
@@ -45,6 +46,14 @@ struct ModelConfig {
 ModelConfig model_preset(const std::string& name);
 // Checks values (positive sizes, known kinds) and their consistency; errors name the field.
 void validate(const ModelConfig& config);
+
+// The R(2+1)D stem's middle width: torchvision's 45 for a first stage of 64, scaled with the widths.
+int64_t visual_stem_width(const ModelConfig& config);
+
+// A loader configuration that produces exactly this model's inputs (clips per sequence, frames per
+// clip, image size, log-mel bins and frames at 16 kHz); batch size, workers and augmentation are the
+// caller's.
+data::LoaderConfig loader_config(const ModelConfig& config);
 
 nlohmann::json to_json(const ModelConfig& config);
 // Starts from `base` and overrides the keys present in `json`.

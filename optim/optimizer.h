@@ -30,12 +30,17 @@ class Optimizer {
   void zero_grad();
 
   double lr() const { return lr_; }
-  void set_lr(double lr);
+  void set_lr(double lr);  // >= 0: a warm-up starts at 0, a cosine may end there
   int64_t steps() const { return steps_; }
   const NamedTensors& params() const { return params_; }
 
   // "<param>.<moment>" per parameter and moment, plus "step" and "lr" (0-d float64). load checks that
   // every name and shape matches this optimiser's parameters, naming what does not.
+  // Besides the moments, every parameter has "<param>.step", the number of updates it has had (torch keeps
+  // a step per parameter: a parameter without a gradient in some steps falls behind, and its bias
+  // correction or first-gradient momentum must not assume otherwise). A moment not created yet is saved
+  // as zeros; its "<param>.step" of 0 says so, so the state always has every entry and load can require
+  // every one. state_dict returns copies: later steps do not change a saved state.
   virtual NamedTensors state_dict() const;
   virtual void load_state_dict(const NamedTensors& state);
 
@@ -44,6 +49,8 @@ class Optimizer {
   // created lazily as zeros; subclasses list theirs so state_dict/load_state_dict can handle them.
   Tensor& moment(const std::string& kind, size_t param);
   virtual std::vector<std::string> moment_kinds() const = 0;
+  // Addition: the number of updates parameter `param` has had ("<param>.step" in the state).
+  int64_t& param_step(size_t param) { return param_steps_.at(param); }
 
   NamedTensors params_;
   double lr_;
@@ -51,6 +58,7 @@ class Optimizer {
 
  private:
   std::vector<std::pair<std::string, std::vector<Tensor>>> moments_;
+  std::vector<int64_t> param_steps_;
 };
 
 struct SgdOptions {
@@ -67,7 +75,7 @@ class SGD final : public Optimizer {
   void step() override;
 
  private:
-  std::vector<std::string> moment_kinds() const override { return {"momentum_buffer"}; }
+  std::vector<std::string> moment_kinds() const override;  // none without momentum
   SgdOptions options_;
 };
 
@@ -98,6 +106,8 @@ class AdamW final : public Adam {
 // Scales every gradient by max_norm / total when the global L2 norm `total` of all gradients exceeds
 // max_norm (as torch.nn.utils.clip_grad_norm_, with its 1e-6 guard); returns `total`. The norm is summed in
 // double in parameter order, so it is the same on any number of threads.
+// A non-finite total (an inf or NaN gradient) is returned and the gradients are left as they are (torch
+// would scale them into NaNs), so the caller can see it and skip the step.
 double clip_grad_norm(const NamedTensors& params, double max_norm);
 
 }  // namespace minidl::optim

@@ -12,15 +12,17 @@
 
 namespace minidl::optim {
 
-// lr = base before `start`, then base_after * gamma^floor((epoch - start) / step_size). With start 0 and
-// base_after = base this is torch's StepLR; the authors' code uses start 6, base 1e-4, base_after 1e-3,
+// lr = base before `start`, then base_after * gamma^floor((epoch - count_from) / step_size), count_from
+// being `start` unless set. With start 0 and base_after = base this is torch's StepLR; the authors' code
+// (lr = 1e-3 * 0.8^((epoch - 5) // 2) for epoch > 5) is start 6, count_from 5, base 1e-4, base_after 1e-3,
 // gamma 0.8, step_size 2.
 struct StepDecay {
   double base = 1e-3;
   double gamma = 0.1;
   int64_t step_size = 10;
   int64_t start = 0;
-  double base_after = -1;  // < 0: the same as base
+  double base_after = -1;   // < 0: the same as base
+  int64_t count_from = -1;  // addition; < 0: the same as start
   double lr(int64_t epoch) const;
 };
 

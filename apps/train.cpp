@@ -1,0 +1,168 @@
+// Trains the audio-visual emotion model (README's first command runs this through scripts/train).
+//
+//   train [--preset tiny|small|paper] [--config FILE] [--set key=value ...] [--device cpu|cuda[:N]]
+//         [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]
+//
+// With no arguments it generates the SynthAV data set if it is missing (data/synthav), trains the tiny
+// preset on the CPU into runs/<preset>-<time>, evaluates the best epoch on the test split and prints the
+// scores. Every setting and its default: --print-config (docs/training.md explains them). Ctrl-C saves a
+// checkpoint and exits; --resume continues it exactly.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "autograd/error.h"
+#include "models/trainer.h"
+
+namespace {
+
+using namespace minidl;
+using namespace minidl::models;
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the program at once
+}
+
+std::string clock_str(double s) {
+  if (!(s >= 0) || s > 1e7) return "--:--";
+  const long t = static_cast<long>(s);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+int usage(const char* prog, int code) {
+  std::fprintf(code ? stderr : stdout,
+               "usage: %s [--preset tiny|small|paper] [--config FILE] [--set key=value ...] [--device cpu|cuda[:N]]\n"
+               "          [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]\n"
+               "Trains the audio-visual emotion model; without arguments, the tiny preset on the CPU on SynthAV.\n",
+               prog);
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  TrainConfig config;
+  bool resume = false, print_config = false, out_given = false;
+  std::vector<std::string> sets;
+  try {
+    std::string preset, config_file;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--help" || a == "-h") return usage(argv[0], 0);
+      if (a == "--preset")
+        preset = value();
+      else if (a == "--config")
+        config_file = value();
+      else if (a == "--set")
+        sets.push_back(value());
+      else if (a == "--device")
+        sets.push_back("device=\"" + value() + "\"");
+      else if (a == "--seed")
+        sets.push_back("seed=" + value());
+      else if (a == "--out")
+        sets.push_back("out=\"" + value() + "\""), out_given = true;
+      else if (a == "--data")
+        sets.push_back("data=\"" + value() + "\"");
+      else if (a == "--epochs")
+        sets.push_back("epochs=" + value());
+      else if (a == "--resume")
+        resume = true;
+      else if (a == "--print-config")
+        print_config = true;
+      else
+        throw std::invalid_argument("unknown argument " + a);
+    }
+    if (!config_file.empty()) {
+      std::ifstream in(config_file);
+      MINIDL_CHECK(in.good(), "train: cannot read the config file ", config_file);
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      MINIDL_CHECK(!j.is_discarded(), "train: ", config_file, " is not valid JSON");
+      config = train_config_from_json(j, config);
+    }
+    if (!preset.empty()) config.model = model_preset(preset);
+    for (const auto& s : sets) out_given |= s.rfind("out=", 0) == 0;
+    config = apply_overrides(config, sets);
+    if (!out_given && !resume) {
+      char stamp[32];
+      const std::time_t now = std::time(nullptr);
+      std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+      config.out = "runs/" + config.model.preset + "-" + config.model.fusion + "-" + stamp;
+    }
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
+    return usage(argv[0], 2);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train: %s\n", e.what());
+    return 2;
+  }
+  if (print_config) {
+    std::cout << to_json(config).dump(2) << "\n";
+    return 0;
+  }
+
+  std::signal(SIGINT, on_signal);
+  const bool terminal = isatty(fileno(stderr));
+  try {
+    auto log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
+    Trainer trainer(config, resume, log);
+    std::fprintf(stderr, "training %s (%s fusion, %s temporal) on %s into %s\n", config.model.preset.c_str(),
+                 config.model.fusion.c_str(), config.model.temporal.c_str(), config.device.c_str(), config.out.c_str());
+    int64_t last_line = -1;
+    const auto records = trainer.run(
+        [&](const Progress& p) {
+          char line[256];
+          std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.2e  %.0f clips/s  ETA %s",
+                        static_cast<long long>(p.epoch + 1), static_cast<long long>(p.epochs),
+                        static_cast<long long>(p.batch), static_cast<long long>(p.batches), p.loss, p.lr, p.clips_per_s,
+                        clock_str(p.eta_s).c_str());
+          if (terminal) {
+            const int width = 24, done = static_cast<int>(width * p.batch / std::max<int64_t>(1, p.batches));
+            std::fprintf(stderr, "\r[%s%s] %s   ", std::string(done, '#').c_str(),
+                         std::string(width - done, '.').c_str(), line);
+            if (p.batch == p.batches) std::fprintf(stderr, "\n");
+          } else if (const int64_t tenth = 10 * p.batch / std::max<int64_t>(1, p.batches); tenth != last_line) {
+            last_line = tenth;
+            std::fprintf(stderr, "%s\n", line);
+          }
+        },
+        &g_stop);
+    if (trainer.stopped_by_signal()) return 130;
+    std::printf("\nRun: %s (metrics.jsonl, curve.svg, best.safetensors)\n", config.out.c_str());
+    std::printf("%-28s %9s %9s %9s %9s\n", "", "valence", "arousal", "V smooth", "A smooth");
+    double best = -2;
+    Scores best_val;
+    for (const auto& r : records)
+      if (r.validation.mean() > best) best = r.validation.mean(), best_val = r.validation;
+    std::printf("%-28s %9.3f %9.3f %9.3f %9.3f\n", "validation (best epoch)", best_val.valence, best_val.arousal,
+                best_val.valence_smoothed, best_val.arousal_smoothed);
+    if (config.evaluate_test) {
+      const Scores t = trainer.evaluate_best("Test_Set");
+      std::printf("%-28s %9.3f %9.3f %9.3f %9.3f\n", "test (best weights)", t.valence, t.arousal, t.valence_smoothed,
+                  t.arousal_smoothed);
+      std::ofstream(std::string(config.out) + "/test_scores.json") << t.to_json().dump(2) << "\n";
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\ntrain: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
