@@ -1,1 +1,89 @@
+// Model and training configuration: presets, JSON round trips, overrides, and errors naming the key.
 #include <gtest/gtest.h>
+
+#include "autograd/error.h"
+#include "models/config.h"
+#include "models/trainer.h"
+
+using namespace minidl;
+using namespace minidl::models;
+
+namespace {
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+TEST(ModelConfig, PresetsAreValidAndDiffer) {
+  for (const char* name : {"tiny", "small", "paper"}) {
+    const ModelConfig c = model_preset(name);
+    EXPECT_NO_THROW(validate(c)) << name;
+    EXPECT_EQ(c.preset, name);
+  }
+  EXPECT_EQ(model_preset("paper").visual_widths, (std::vector<int64_t>{64, 128, 256, 512}));
+  EXPECT_EQ(model_preset("paper").clips, 16);
+  EXPECT_EQ(model_preset("paper").encoded, 128);
+  EXPECT_EQ(model_preset("paper").attention, 32);
+  EXPECT_EQ(visual_stem_width(model_preset("paper")), 45) << "torchvision's stem width";
+  EXPECT_NE(error_of([] { model_preset("huge"); }).find("huge"), std::string::npos);
+}
+
+TEST(ModelConfig, LoaderMatchesTheModelsInputs) {
+  for (const char* name : {"tiny", "paper"}) {
+    const ModelConfig c = model_preset(name);
+    const data::LoaderConfig l = loader_config(c);
+    EXPECT_EQ(l.windows.clips, c.clips);
+    EXPECT_EQ(l.windows.frames_per_clip, c.frames_per_clip);
+    EXPECT_EQ(l.image_size, c.image_size);
+    EXPECT_EQ(l.mel.n_mels, c.mel_bins);
+    EXPECT_EQ(l.mel.hop_length, c.mel_hop);
+  }
+  // The paper's 16 kHz setting: 20 ms windows, 10 ms hops, 107 frames for a 32-frame clip at 30 fps.
+  const data::LoaderConfig l = loader_config(model_preset("paper"));
+  EXPECT_EQ(l.mel.win_length, 320);
+  EXPECT_EQ(data::LogMel(l.mel).frames(17067), 107);
+  EXPECT_EQ(data::LogMel(loader_config(model_preset("tiny")).mel).frames(17067), 48);
+}
+
+TEST(ModelConfig, JsonRoundTripAndErrorsNameTheKey) {
+  ModelConfig c = model_preset("small");
+  c.fusion = "cross_attention";
+  c.tcn_channels = {7, 9};
+  const ModelConfig back = model_config_from_json(to_json(c), model_preset("tiny"));
+  EXPECT_EQ(to_json(back), to_json(c));
+  EXPECT_NE(error_of([] { model_config_from_json({{"colour", 3}}, ModelConfig{}); }).find("colour"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              model_config_from_json({{"clips", "many"}}, ModelConfig{});
+            }).find("clips"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              model_config_from_json({{"fusion", "magic"}}, ModelConfig{});
+            }).find("magic"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { model_config_from_json({{"clips", 0}}, ModelConfig{}); }).find("clips"), std::string::npos);
+}
+
+TEST(TrainConfig, OverridesAndJson) {
+  TrainConfig c;
+  c = apply_overrides(c, {"epochs=3", "optimizer=sgd", "model.fusion=concat", "lr=0.01"});
+  EXPECT_EQ(c.epochs, 3);
+  EXPECT_EQ(c.optimizer, "sgd");
+  EXPECT_EQ(c.model.fusion, "concat");
+  EXPECT_EQ(c.model.preset, "tiny") << "a model key changes the current model, not a fresh preset";
+  EXPECT_DOUBLE_EQ(c.lr, 0.01);
+  c = apply_overrides(c, {"model.preset=paper"});
+  EXPECT_EQ(c.model.clips, 16) << "a new preset brings its own sizes";
+  const TrainConfig back = train_config_from_json(to_json(c), TrainConfig{});
+  EXPECT_EQ(to_json(back), to_json(c));
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"epochz=3"}); }).find("epochz"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"epochs=three"}); }).find("epochs"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"model.widths=3"}); }).find("widths"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"optimizer=rmsprop"}); }).find("rmsprop"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"device=gpu"}); }).find("gpu"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"novalue"}); }).find("key=value"), std::string::npos);
+}
