@@ -1,16 +1,18 @@
-// Tensor factories. They build on the CPU and then move to the requested device.
+// Tensor factories. Fills, ranges and random draws are made on the requested device by its own kernel
+// (the Philox stream is the same on both, so a seed gives the same tensor on the CPU and on a GPU);
+// tensors from host values are built on the CPU and copied.
 #include "autograd/factories.h"
 
 #include <cmath>
 
 #include "autograd/error.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
 
 Tensor finish(Tensor t, const TensorOptions& o) {
-  // Tensors are made on the CPU and moved; a CUDA factory's error therefore says "to".
   if (o.device != t.device()) t = t.to(o.device);
   if (o.requires_grad) t.requires_grad_(true);
   return t;
@@ -35,10 +37,23 @@ Tensor from_values(const char* op, const std::vector<V>& values, const Shape& sh
 namespace {
 
 // The named factories share full(); each checks the shape under its own name first.
+// An uninitialised tensor on the requested device; a CUDA device that is not there is an error naming
+// the factory.
+Tensor on_device(const char* op, const Shape& shape, const TensorOptions& o) {
+  MINIDL_CHECK(o.device.is_cpu() || (o.device.index >= 0 && o.device.index < cuda_device_count()), op, ": cannot ",
+               "make a tensor on ", o.device.str(), ": ",
+               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
+                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  return Tensor::empty(shape, o.dtype, o.device);
+}
+
 Tensor filled(const char* op, const Shape& shape, double value, const TensorOptions& o) {
   check_shape(op, shape, static_cast<int64_t>(dtype_size(o.dtype)));
-  Tensor t = Tensor::empty(shape, o.dtype);
-  cpu::fill(t, value);
+  Tensor t = on_device(op, shape, o);
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::fill(t, value); break;
+    case DeviceType::CUDA: cuda::fill(t, value); break;
+  }
   return finish(t, o);
 }
 
@@ -57,8 +72,11 @@ Tensor arange(double start, double end, double step, const TensorOptions& o) {
   MINIDL_CHECK(count <= 9007199254740992.0, "arange: [", start, ", ", end, ") in steps of ", step, " has ", count,
                " elements, more than a tensor can hold");
   const int64_t n = static_cast<int64_t>(count);
-  Tensor t = Tensor::empty({n}, o.dtype);
-  cpu::arange(t, start, step);
+  Tensor t = on_device("arange", {n}, o);
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::arange(t, start, step); break;
+    case DeviceType::CUDA: cuda::arange(t, start, step); break;
+  }
   return finish(t, o);
 }
 Tensor arange(int64_t end, const TensorOptions& o) { return arange(0.0, static_cast<double>(end), 1.0, o); }
@@ -92,7 +110,7 @@ namespace {
 Tensor random_tensor(const char* op, const Shape& shape, const TensorOptions& o) {
   MINIDL_CHECK(is_floating(o.dtype), op, ": random tensors are float32 or float64, not ", dtype_name(o.dtype));
   check_shape(op, shape, static_cast<int64_t>(dtype_size(o.dtype)));
-  return Tensor::empty(shape, o.dtype);
+  return on_device(op, shape, o);
 }
 
 // How many 32-bit stream values a draw of n elements consumes (autograd/random.h).
@@ -107,7 +125,10 @@ Tensor rand(const Shape& shape, const TensorOptions& o, Generator* gen, double l
   Tensor t = random_tensor("rand", shape, o);
   Generator& g = gen ? *gen : default_generator();
   const auto [seed, offset] = g.reserve(stream_values(t.numel(), o.dtype, false));
-  cpu::uniform(t, seed, offset, lo, hi);
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::uniform(t, seed, offset, lo, hi); break;
+    case DeviceType::CUDA: cuda::uniform(t, seed, offset, lo, hi); break;
+  }
   return finish(t, o);
 }
 
@@ -115,7 +136,10 @@ Tensor randn(const Shape& shape, const TensorOptions& o, Generator* gen, double 
   Tensor t = random_tensor("randn", shape, o);
   Generator& g = gen ? *gen : default_generator();
   const auto [seed, offset] = g.reserve(stream_values(t.numel(), o.dtype, true));
-  cpu::normal(t, seed, offset, mean, std);
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::normal(t, seed, offset, mean, std); break;
+    case DeviceType::CUDA: cuda::normal(t, seed, offset, mean, std); break;
+  }
   return finish(t, o);
 }
 
@@ -124,7 +148,10 @@ Tensor bernoulli(const Shape& shape, double p, const TensorOptions& o, Generator
   Tensor t = random_tensor("bernoulli", shape, o);
   Generator& g = gen ? *gen : default_generator();
   const auto [seed, offset] = g.reserve(static_cast<uint64_t>(t.numel()));
-  cpu::bernoulli(t, seed, offset, p);
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::bernoulli(t, seed, offset, p); break;
+    case DeviceType::CUDA: cuda::bernoulli(t, seed, offset, p); break;
+  }
   return finish(t, o);
 }
 

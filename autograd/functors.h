@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "autograd/philox.h"  // MINIDL_HD
 
@@ -13,6 +14,7 @@ namespace minidl {
 enum class UnaryOp : uint8_t { Neg, Exp, Log, Sqrt, Abs, Tanh, Sigmoid, Relu, LeakyRelu, Clamp };
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow };
 enum class CompareOp : uint8_t { Gt, Ge, Lt, Le, Eq, Ne };
+enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
 // Gradient formulas with three operands (g = incoming gradient, a and b the op's inputs) that no
 // combination of the binary ops gives in one pass.
 enum class TernaryOp : uint8_t { DivGradB, PowGradA, PowGradB };
@@ -46,6 +48,22 @@ MINIDL_HD double pow(double a, double b) { return ::pow(a, b); }
 MINIDL_HD float abs(float x) { return ::fabsf(x); }
 MINIDL_HD double abs(double x) { return ::fabs(x); }
 }  // namespace fmath
+
+// Converts one value between dtypes (copies, fills, to(dtype)). Float to int64 saturates at the int64
+// range and sends NaN to 0: a plain cast of an out-of-range double is undefined behaviour.
+template <class To, class From>
+MINIDL_HD To convert_value(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (std::is_same_v<To, int64_t> && std::is_floating_point_v<From>) {
+    if (v != v) return 0;  // NaN
+    if (v >= From(9223372036854775807.0)) return INT64_MAX;
+    if (v <= From(-9223372036854775808.0)) return INT64_MIN;
+    return static_cast<int64_t>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
 
 // The functor table below is kept one functor per line, so the formulas read as a table.
 // clang-format off

@@ -9,6 +9,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 
@@ -59,7 +60,7 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::unary(op, p, x, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, x);
+    case DeviceType::CUDA: cuda::unary(op, p, x, out); break;
   }
   if (needs_grad(x)) {
     if (op == UnaryOp::Neg) {
@@ -71,7 +72,7 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
         Tensor gx = Tensor::empty(g.shape(), g.dtype(), g.device());
         switch (g.device().type) {
           case DeviceType::CPU: cpu::unary_backward(op, p, s, g, gx); break;
-          case DeviceType::CUDA: no_cuda_kernel(name, g);
+          case DeviceType::CUDA: cuda::unary_backward(op, p, s, g, gx); break;
         }
         return std::vector<Tensor>{gx};
       });
@@ -86,7 +87,7 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), a.dtype(), a.device());
   switch (a.device().type) {
     case DeviceType::CPU: cpu::binary(op, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CUDA: cuda::binary(op, a, b, out); break;
   }
   return out;
 }
@@ -95,7 +96,7 @@ Tensor ternary_kernel(TernaryOp op, const Tensor& g, const Tensor& a, const Tens
   Tensor out = Tensor::empty(g.shape(), g.dtype(), g.device());
   switch (g.device().type) {
     case DeviceType::CPU: cpu::ternary(op, g, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("pow/div backward", g);
+    case DeviceType::CUDA: cuda::ternary(op, g, a, b, out); break;
   }
   return out;
 }
@@ -111,7 +112,7 @@ Tensor compare_op(CompareOp op, const Tensor& a, const Tensor& b) {
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), kBool, a.device());
   switch (a.device().type) {
     case DeviceType::CPU: cpu::compare(op, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CUDA: cuda::compare(op, a, b, out); break;
   }
   return out;
 }
@@ -127,7 +128,7 @@ Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const T
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   switch (a.device().type) {
     case DeviceType::CPU: cpu::where(cond, a, b, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, a);
+    case DeviceType::CUDA: cuda::where(cond, a, b, out); break;
   }
   if (needs_grad(a, b)) {
     const SavedTensor sc(cond);

@@ -9,6 +9,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -70,7 +71,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor out_full = Tensor::empty(full, a.dtype(), a.device());
   switch (a.device().type) {
     case DeviceType::CPU: cpu::matmul(p.a, p.b, out_full); break;
-    case DeviceType::CUDA: no_cuda_kernel("matmul", a);
+    case DeviceType::CUDA: cuda::matmul(p.a, p.b, out_full); break;
   }
   Tensor out = make_view(out_full, p.out, contiguous_strides(p.out), 0);
   if (needs_grad(a, b)) {

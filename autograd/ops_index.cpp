@@ -7,14 +7,15 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
 
-void copy_kernel(const char* op, const Tensor& src, const Tensor& dst) {
+void copy_kernel(const Tensor& src, const Tensor& dst) {
   switch (dst.device().type) {
     case DeviceType::CPU: cpu::copy(src, dst); break;
-    case DeviceType::CUDA: no_cuda_kernel(op, dst);
+    case DeviceType::CUDA: cuda::copy(src, dst); break;
   }
 }
 
@@ -56,7 +57,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   std::vector<int64_t> starts, lengths;
   int64_t at = 0;
   for (const Tensor& t : tensors) {
-    copy_kernel("cat", t, out.narrow(dim, at, t.size(dim)));
+    copy_kernel(t, out.narrow(dim, at, t.size(dim)));
     starts.push_back(at);
     lengths.push_back(t.size(dim));
     at += t.size(dim);
@@ -147,7 +148,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
     src = src.narrow(d, s0, s1 - s0);
     dst = dst.narrow(d, std::max<int64_t>(0, lo), s1 - s0);
   }
-  if (!empty) copy_kernel("pad", src, dst);
+  if (!empty) copy_kernel(src, dst);
   if (needs_grad(x)) {
     std::vector<int64_t> back(pads.size());
     for (size_t i = 0; i < pads.size(); ++i) back[i] = -pads[i];
@@ -169,7 +170,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::index_select(x, dim, index, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("index_select", x);
+    case DeviceType::CUDA: cuda::index_select(x, dim, index, out); break;
   }
   if (needs_grad(x)) {
     const SavedTensor si(index);
@@ -178,7 +179,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
       Tensor gx = zeros(in_shape, {.dtype = g.dtype(), .device = g.device()});
       switch (g.device().type) {
         case DeviceType::CPU: cpu::index_add(g, dim, si.get("index_select"), gx); break;
-        case DeviceType::CUDA: no_cuda_kernel("index_select backward", g);
+        case DeviceType::CUDA: cuda::index_add(g, dim, si.get("index_select"), gx); break;
       }
       return std::vector<Tensor>{gx};
     });
@@ -200,7 +201,7 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   Tensor out = Tensor::empty(index.shape(), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::gather(x, dim, index, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("gather", x);
+    case DeviceType::CUDA: cuda::gather(x, dim, index, out); break;
   }
   if (needs_grad(x)) {
     const SavedTensor si(index);
@@ -209,7 +210,7 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
       Tensor gx = zeros(in_shape, {.dtype = g.dtype(), .device = g.device()});
       switch (g.device().type) {
         case DeviceType::CPU: cpu::scatter_add(g, dim, si.get("gather"), gx); break;
-        case DeviceType::CUDA: no_cuda_kernel("gather backward", g);
+        case DeviceType::CUDA: cuda::scatter_add(g, dim, si.get("gather"), gx); break;
       }
       return std::vector<Tensor>{gx};
     });

@@ -5,6 +5,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 
@@ -29,7 +30,7 @@ Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double 
   Tensor stats = Tensor::empty({C, 4}, pred.dtype(), pred.device());
   switch (pred.device().type) {
     case DeviceType::CPU: cpu::ccc_forward(p2, t2, m, eps, out, stats); break;
-    case DeviceType::CUDA: no_cuda_kernel("ccc", pred);
+    case DeviceType::CUDA: cuda::ccc_forward(p2, t2, m, eps, out, stats); break;
   }
   MINIDL_CHECK(stats.select(1, 3).values<double>()[0] > 0, "ccc: the mask keeps no rows of ", pred.meta_str(),
                "; the CCC of an empty set is undefined");
@@ -45,7 +46,9 @@ Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double 
         case DeviceType::CPU:
           cpu::ccc_backward(pv, tv, sm.get("ccc"), sc.get("ccc"), ss.get("ccc"), g.contiguous(), gp, gt);
           break;
-        case DeviceType::CUDA: no_cuda_kernel("ccc backward", pv);
+        case DeviceType::CUDA:
+          cuda::ccc_backward(pv, tv, sm.get("ccc"), sc.get("ccc"), ss.get("ccc"), g.contiguous(), gp, gt);
+          break;
       }
       return std::vector<Tensor>{rp ? gp.reshape(shape) : Tensor(), rt ? gt.reshape(shape) : Tensor()};
     });

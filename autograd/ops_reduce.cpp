@@ -11,26 +11,27 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
 
-const char* reduce_name(cpu::ReduceOp op) {
+const char* reduce_name(ReduceOp op) {
   switch (op) {
-    case cpu::ReduceOp::Sum: return "sum";
-    case cpu::ReduceOp::Mean: return "mean";
-    case cpu::ReduceOp::Max: return "max";
-    case cpu::ReduceOp::Min: return "min";
+    case ReduceOp::Sum: return "sum";
+    case ReduceOp::Mean: return "mean";
+    case ReduceOp::Max: return "max";
+    case ReduceOp::Min: return "min";
   }
   return "reduce";
 }
 
 // Runs the kernel into a tensor of the keepdim shape.
-Tensor reduce_kernel(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims) {
+Tensor reduce_kernel(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor out = Tensor::empty(reduced_shape(x.shape(), dims, true), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::reduce(op, x, dims, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(reduce_name(op), x);
+    case DeviceType::CUDA: cuda::reduce(op, x, dims, out); break;
   }
   return out;
 }
@@ -47,7 +48,7 @@ Tensor spread(const Tensor& g, const Shape& in_shape, const std::vector<int64_t>
   return g.reshape(reduced_shape(in_shape, dims, true)).expand(in_shape);
 }
 
-Tensor sum_or_mean(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+Tensor sum_or_mean(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
   check_float(name, x);
   const auto dims = wrap_dims(name, dims_in, x.shape());
@@ -58,13 +59,13 @@ Tensor sum_or_mean(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>
     for (int64_t d : dims) count *= x.size(d);
     record(out, name, {x}, [op, in_shape, dims, count](const Tensor& g) {
       Tensor gx = spread(g, in_shape, dims);
-      return std::vector<Tensor>{op == cpu::ReduceOp::Mean ? div(gx, static_cast<double>(count)) : gx};
+      return std::vector<Tensor>{op == ReduceOp::Mean ? div(gx, static_cast<double>(count)) : gx};
     });
   }
   return out;
 }
 
-Tensor max_or_min(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+Tensor max_or_min(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
   check_float(name, x);
   const auto dims = wrap_dims(name, dims_in, x.shape());
@@ -89,19 +90,19 @@ Tensor max_or_min(cpu::ReduceOp op, const Tensor& x, const std::vector<int64_t>&
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return sum_or_mean(cpu::ReduceOp::Sum, x, dims, keepdim);
+  return sum_or_mean(ReduceOp::Sum, x, dims, keepdim);
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return sum_or_mean(cpu::ReduceOp::Mean, x, dims, keepdim);
+  return sum_or_mean(ReduceOp::Mean, x, dims, keepdim);
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return max_or_min(cpu::ReduceOp::Max, x, dims, keepdim);
+  return max_or_min(ReduceOp::Max, x, dims, keepdim);
 }
 
 Tensor min(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return max_or_min(cpu::ReduceOp::Min, x, dims, keepdim);
+  return max_or_min(ReduceOp::Min, x, dims, keepdim);
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, bool keepdim) {
@@ -115,7 +116,7 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, b
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::var(x, dims, ddof, kept); break;
-    case DeviceType::CUDA: no_cuda_kernel("var", x);
+    case DeviceType::CUDA: cuda::var(x, dims, ddof, kept); break;
   }
   Tensor out = final_shape(kept, x.shape(), dims, keepdim);
   if (needs_grad(x)) {
@@ -139,7 +140,7 @@ Tensor argmax(const Tensor& x, int64_t dim_in, bool keepdim) {
   Tensor kept = Tensor::empty(reduced_shape(x.shape(), dims, true), kInt64, x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::argmax(x, dim, kept); break;
-    case DeviceType::CUDA: no_cuda_kernel("argmax", x);
+    case DeviceType::CUDA: cuda::argmax(x, dim, kept); break;
   }
   return final_shape(kept, x.shape(), dims, keepdim);
 }

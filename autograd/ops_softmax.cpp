@@ -7,6 +7,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -18,7 +19,7 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::softmax(x, dim, log, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(name, x);
+    case DeviceType::CUDA: cuda::softmax(x, dim, log, out); break;
   }
   if (x_in.dim() == 0) out = make_view(out, {}, {}, 0);
   if (needs_grad(x_in)) {
@@ -29,7 +30,7 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
       Tensor gx = Tensor::empty(y1.shape(), y1.dtype(), y1.device());
       switch (y.device().type) {
         case DeviceType::CPU: cpu::softmax_backward(y1, g1, dim, log, gx); break;
-        case DeviceType::CUDA: no_cuda_kernel(name, y);
+        case DeviceType::CUDA: cuda::softmax_backward(y1, g1, dim, log, gx); break;
       }
       return std::vector<Tensor>{gx.reshape(y.shape())};
     });

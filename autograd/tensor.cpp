@@ -11,6 +11,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 #include "cuda/runtime.h"
 
 namespace minidl {
@@ -165,29 +166,18 @@ Tensor Tensor::detach() const {
 // ---- conversions --------------------------------------------------------------------------------
 namespace {
 
-// Copies a tensor between devices. The source is made contiguous on its own device first, except on a
-// CUDA source, where the whole span of storage the view covers is copied and compacted on the CPU (this
-// needs no CUDA kernel).
+// Copies a tensor between devices: made contiguous on its own device first (a strided copy kernel on
+// either side), then one block copy. Two GPUs exchange through the host.
 Tensor copy_across(const Tensor& src, Device to) {
-  const size_t es = dtype_size(src.dtype());
-  if (src.device().is_cpu()) {
-    Tensor c = src.is_contiguous() ? src : src.detach().clone();
-    Tensor out = Tensor::empty(src.shape(), src.dtype(), to);
-    cuda::copy(out.raw_data(), c.raw_data(), c.numel() * es, cuda::CopyKind::HostToDevice, to.index);
-    return out;
-  }
-  if (to.is_cuda()) return copy_across(copy_across(src, Device::cpu()), to);  // between two GPUs
-  int64_t lo = 0, hi = 0;  // element span of the view relative to its offset
-  for (int64_t d = 0; d < src.dim(); ++d) {
-    if (src.size(d) == 0) return Tensor::empty(src.shape(), src.dtype(), to);
-    const int64_t reach = (src.size(d) - 1) * src.stride(d);
-    (reach < 0 ? lo : hi) += reach;
-  }
-  Tensor span = Tensor::empty({hi - lo + 1}, src.dtype(), to);
-  cuda::copy(span.raw_data(), static_cast<char*>(src.raw_data()) + lo * static_cast<int64_t>(es), span.numel() * es,
-             cuda::CopyKind::DeviceToHost, src.device().index);
-  Tensor view = make_view(span, src.shape(), src.strides(), -lo);
-  return view.is_contiguous() ? view : view.clone();
+  if (src.device().is_cuda() && to.is_cuda()) return copy_across(copy_across(src, Device::cpu()), to);
+  const Tensor c = src.is_contiguous() ? src : src.detach().clone();
+  Tensor out = Tensor::empty(src.shape(), src.dtype(), to);
+  const size_t bytes = static_cast<size_t>(c.numel()) * dtype_size(c.dtype());
+  if (to.is_cuda())
+    cuda::copy(out.raw_data(), c.raw_data(), bytes, cuda::CopyKind::HostToDevice, to.index);
+  else
+    cuda::copy(out.raw_data(), c.raw_data(), bytes, cuda::CopyKind::DeviceToHost, src.device().index);
+  return out;
 }
 
 }  // namespace
@@ -213,7 +203,7 @@ Tensor Tensor::to(DType target) const {
   Tensor out = empty(shape(), target, device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(*this, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("to(dtype)", *this);
+    case DeviceType::CUDA: cuda::copy(*this, out); break;
   }
   if (is_floating(dtype()) && is_floating(target) && needs_grad(*this)) {
     const DType from = dtype();
@@ -229,7 +219,7 @@ Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(*this, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("clone", *this);
+    case DeviceType::CUDA: cuda::copy(*this, out); break;
   }
   if (needs_grad(*this)) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
@@ -268,7 +258,7 @@ Tensor& Tensor::fill_(double value) {
   const Tensor target = s == shape() ? *this : make_view(*this, s, strides(), offset());
   switch (device().type) {
     case DeviceType::CPU: cpu::fill(target, value); break;
-    case DeviceType::CUDA: no_cuda_kernel("fill_", *this);
+    case DeviceType::CUDA: cuda::fill(target, value); break;
   }
   impl_->storage->bump_version();
   return *this;
@@ -284,7 +274,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   const Tensor s = src.device() == device() ? unaliased_source(src, *this) : src.detach().to(device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(s, *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("copy_", *this);
+    case DeviceType::CUDA: cuda::copy(s, *this); break;
   }
   impl_->storage->bump_version();
   return *this;
@@ -297,7 +287,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
                " does not broadcast to the destination ", meta_str());
   switch (device().type) {
     case DeviceType::CPU: cpu::axpy(alpha, unaliased_source(other, *this), *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("add_", *this);
+    case DeviceType::CUDA: cuda::axpy(alpha, unaliased_source(other, *this), *this); break;
   }
   impl_->storage->bump_version();
   return *this;
@@ -308,7 +298,7 @@ Tensor& Tensor::mul_(double factor) {
   check_float("mul_", *this);
   switch (device().type) {
     case DeviceType::CPU: cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
-    case DeviceType::CUDA: no_cuda_kernel("mul_", *this);
+    case DeviceType::CUDA: cuda::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
   }
   impl_->storage->bump_version();
   return *this;

@@ -1,8 +1,6 @@
 // CPU elementwise kernels: every one is the strided loop (strided_loop.h) applying a functor from
 // autograd/functors.h. When all operands of a run have unit stride the loop body is a plain indexed loop
 // that the compiler vectorises; a broadcast scalar operand (stride 0) keeps that fast path too.
-#include <climits>
-#include <cmath>
 #include <cstring>
 
 #include "autograd/error.h"
@@ -55,22 +53,6 @@ void map(F f, const Tensor& out, const Ts&... in) {
       }
     }
   });
-}
-
-// Converts one value between dtypes. Float to int64 saturates at the int64 range and sends NaN to 0:
-// a plain cast of an out-of-range double is undefined behaviour.
-template <class To, class From>
-To convert(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
-    return v != From(0);
-  } else if constexpr (std::is_same_v<To, int64_t> && std::is_floating_point_v<From>) {
-    if (std::isnan(v)) return 0;
-    if (v >= From(9223372036854775807.0)) return INT64_MAX;
-    if (v <= From(-9223372036854775808.0)) return INT64_MIN;
-    return static_cast<int64_t>(v);
-  } else {
-    return static_cast<To>(v);
-  }
 }
 
 }  // namespace
@@ -139,7 +121,7 @@ void copy(const Tensor& src, const Tensor& dst) {
             return;
           }
         }
-        for (int64_t i = 0; i < n; ++i) o[i * s[0]] = convert<D>(a[i * s[1]]);
+        for (int64_t i = 0; i < n; ++i) o[i * s[0]] = convert_value<D>(a[i * s[1]]);
       });
     });
   });
@@ -148,7 +130,7 @@ void copy(const Tensor& src, const Tensor& dst) {
 void fill(const Tensor& dst, double value) {
   any_dispatch(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    const T v = convert<T>(value);
+    const T v = convert_value<T>(value);
     auto L = make_loop<1>(dst.shape(), {&dst});
     run_loop(L, [v](int64_t n, const std::array<char*, 1>& p, const std::array<int64_t, 1>& s) {
       T* o = reinterpret_cast<T*>(p[0]);

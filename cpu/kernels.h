@@ -31,7 +31,6 @@ void fill(const Tensor& dst, double value);
 void axpy(double alpha, const Tensor& x, const Tensor& y);  // y += alpha * x, x broadcast to y
 
 // ---- reduce.cpp ---------------------------------------------------------------------------------
-enum class ReduceOp : uint8_t { Sum, Mean, Max, Min };
 // Reduces x over `dims` (sorted, distinct) into out, which is contiguous and holds one element per kept
 // position (x's shape with the reduced dims removed or set to 1). Sums accumulate in double.
 void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out);

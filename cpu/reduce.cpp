@@ -20,53 +20,6 @@ namespace {
 
 constexpr int64_t kBlock = 8192;  // elements per partial sum of a full reduction
 
-// Geometry of a reduction: the kept dims (outer loop, one per output) and the reduced dims (inner).
-struct ReduceGeometry {
-  std::vector<int64_t> kept_shape, kept_strides;  // of x, in elements, outermost first
-  std::vector<int64_t> red_shape, red_strides;    // merged where contiguous
-  int64_t outputs = 1, block = 1;                 // number of outputs, elements per output
-};
-
-// Merges adjacent dims (outer i into inner i+1) that are laid out back to back.
-void merge_dims(std::vector<int64_t>& shape, std::vector<int64_t>& strides) {
-  std::vector<int64_t> s, t;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == 1) continue;
-    if (!s.empty() && t.back() == strides[i] * shape[i]) {
-      s.back() *= shape[i];
-      t.back() = strides[i];
-    } else {
-      s.push_back(shape[i]);
-      t.push_back(strides[i]);
-    }
-  }
-  shape = s;
-  strides = t;
-}
-
-ReduceGeometry geometry(const Tensor& x, const std::vector<int64_t>& dims) {
-  ReduceGeometry g;
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    const bool reduced = std::binary_search(dims.begin(), dims.end(), d);
-    (reduced ? g.red_shape : g.kept_shape).push_back(x.size(d));
-    (reduced ? g.red_strides : g.kept_strides).push_back(x.stride(d));
-  }
-  g.outputs = numel_of(g.kept_shape);
-  g.block = numel_of(g.red_shape);
-  merge_dims(g.red_shape, g.red_strides);
-  return g;
-}
-
-// Offset (in elements) of the n-th element of a block described by shape/strides.
-inline int64_t offset_of(int64_t n, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
-  int64_t off = 0;
-  for (size_t d = shape.size(); d-- > 0;) {
-    off += (n % shape[d]) * strides[d];
-    n /= shape[d];
-  }
-  return off;
-}
-
 // Visits elements [begin, end) of one block in row-major order: fn(value).
 template <class T, class Fn>
 void for_block(const T* base, const ReduceGeometry& g, int64_t begin, int64_t end, Fn&& fn) {
@@ -119,7 +72,7 @@ struct Folder {
 
 template <class T>
 void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out) {
-  const ReduceGeometry g = geometry(x, dims);
+  const ReduceGeometry g = reduce_geometry(x, dims);
   const T* xb = x.data<T>();
   T* o = out.data<T>();
   MINIDL_CHECK(op == ReduceOp::Sum || op == ReduceOp::Mean || g.block > 0, "max/min: cannot reduce over an empty dim (",
@@ -171,7 +124,7 @@ void reduce_typed(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims
 
 template <class T>
 void var_typed(const Tensor& x, const std::vector<int64_t>& dims, int64_t ddof, const Tensor& out) {
-  const ReduceGeometry g = geometry(x, dims);
+  const ReduceGeometry g = reduce_geometry(x, dims);
   const T* xb = x.data<T>();
   T* o = out.data<T>();
   const double divisor = static_cast<double>(g.block - ddof);
@@ -190,7 +143,7 @@ void var_typed(const Tensor& x, const std::vector<int64_t>& dims, int64_t ddof, 
 
 template <class T>
 void argmax_typed(const Tensor& x, int64_t dim, const Tensor& out) {
-  const ReduceGeometry g = geometry(x, {dim});
+  const ReduceGeometry g = reduce_geometry(x, {dim});
   const T* xb = x.data<T>();
   int64_t* o = out.data<int64_t>();
   const int64_t n = x.dim() == 0 ? 1 : x.size(dim), stride = x.dim() == 0 ? 0 : x.stride(dim);

@@ -1,10 +1,16 @@
-// Shared by every CUDA source: the check that turns a failed CUDA call into a minidl::Error with the
-// file, line and CUDA's own message.
+// Shared by every CUDA source: error checks that turn a failed CUDA call or launch into a minidl::Error
+// with file, line and CUDA's own message; the current stream; grid sizing; warp and block reductions;
+// 16-byte vector loads.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
+#include "autograd/dtype.h"
 #include "autograd/error.h"
+#include "autograd/tensor.h"
+#include "cuda/runtime.h"
 
 #define MINIDL_CUDA_CHECK(call)                                                                              \
   do {                                                                                                       \
@@ -13,3 +19,98 @@
       ::minidl::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorName(minidl_err_), " (", \
                      cudaGetErrorString(minidl_err_), ")");                                                  \
   } while (0)
+
+// After every launch: a bad configuration (too many threads, too much shared memory) is reported here,
+// at the launch that caused it, rather than by whichever later call happens to see the sticky error.
+#define MINIDL_CUDA_CHECK_LAUNCH(what)                                                                          \
+  do {                                                                                                          \
+    const cudaError_t minidl_err_ = cudaGetLastError();                                                         \
+    if (minidl_err_ != cudaSuccess)                                                                             \
+      ::minidl::fail(__FILE__, ":", __LINE__, ": launching ", what, " failed: ", cudaGetErrorName(minidl_err_), \
+                     " (", cudaGetErrorString(minidl_err_), ")");                                               \
+  } while (0)
+
+namespace minidl::cuda {
+
+constexpr int kWarp = 32;
+
+// The device pointer to element [0, ..., 0] of a CUDA tensor of dtype T (Tensor::data is for the CPU).
+template <class T>
+T* device_data(const Tensor& t) {
+  MINIDL_CHECK(t.device().is_cuda() && t.dtype() == dtype_of<T>(), "device_data<", dtype_name(dtype_of<T>()),
+               ">: the tensor is ", t.meta_str());
+  return static_cast<T*>(t.raw_data());
+}
+
+inline cudaStream_t stream_of(int device) { return static_cast<cudaStream_t>(current_stream(device)); }
+
+// Makes `device` current for a scope and restores the caller's device after, so that touching a tensor
+// on cuda:1 does not silently redirect the caller's later kernel launches.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    status_ = cudaSetDevice(device);
+  }
+  ~DeviceGuard() {
+    if (previous_ >= 0) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+  cudaError_t status() const { return status_; }
+
+ private:
+  int previous_ = -1;
+  cudaError_t status_ = cudaSuccess;
+};
+
+// The number of SMs of `device`, asked once.
+int multiprocessors(int device);
+
+// Blocks for a grid-stride loop over n items with `threads` per block, each thread taking `per_thread`
+// items per step: never more than the work needs, and at most what keeps every SM full (2048 resident
+// threads each) so that each thread loops a few times instead of the grid paying for idle blocks.
+inline unsigned grid_for(int64_t n, int threads, int device, int per_thread = 1) {
+  const int64_t per_block = static_cast<int64_t>(threads) * per_thread;
+  const int64_t needed = (n + per_block - 1) / per_block;
+  const int64_t cap = static_cast<int64_t>(multiprocessors(device)) * (2048 / threads);
+  return static_cast<unsigned>(needed < 1 ? 1 : (needed < cap ? needed : cap));
+}
+
+// ---- reductions (fixed order: the same inputs always give the same bits) --------------------------
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <class T>
+__device__ __forceinline__ T warp_max(T v) {
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const T w = __shfl_xor_sync(0xffffffffu, v, o);
+    v = (w > v || w != w) ? w : v;  // NaN wins, as on the CPU
+  }
+  return v;
+}
+
+// Sum over the whole block; every thread gets the result. `scratch` holds one T per warp (32 suffice).
+// The block size must be a multiple of 32.
+template <class T>
+__device__ T block_sum(T v, T* scratch) {
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < warps ? scratch[lane] : T(0);
+  return warp_sum(v);
+}
+
+// ---- 16-byte vector access ----------------------------------------------------------------------
+// Four floats in one load or store instruction; the address must be 16-byte aligned.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+
+__host__ __device__ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace minidl::cuda

@@ -1,19 +1,98 @@
-// The small part of the CUDA runtime the core needs: device discovery, memory, copies. Plain C++
-// declarations, so the CPU-only build compiles against them too; cuda/runtime.cu implements them with
-// CUDA, and cuda/runtime_stub.cpp (built when CUDA is off) answers "no devices" and refuses the rest.
+// The CUDA runtime layer: device discovery, the caching allocator's interface, pinned host memory,
+// streams and copies. Plain C++ declarations, so the CPU-only build compiles against them too:
+// cuda/runtime.cu and cuda/allocator.cu implement them with CUDA, and cuda/runtime_stub.cpp (built when
+// CUDA is off) answers "no devices" and refuses the rest with a clear error.
+//
+// Streams: every kernel of the CUDA backend runs on the calling thread's current stream of its device.
+// Unless a StreamGuard says otherwise that is one non-blocking stream per device, shared by all threads,
+// so work from the loader's threads and the training loop is ordered on it and memory freed by one
+// thread can be handed to the next allocation without any event.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace minidl::cuda {
 
 bool built();
 int device_count();
 
+struct DeviceProperties {
+  std::string name;
+  int major = 0, minor = 0;     // compute capability
+  int multiprocessors = 0;      // SMs
+  size_t total_memory = 0;      // bytes
+  size_t shared_per_block = 0;  // opt-in maximum, bytes
+};
+DeviceProperties device_properties(int device);
+
+// ---- streams ------------------------------------------------------------------------------------
+using StreamHandle = void*;  // a cudaStream_t
+
+// The calling thread's current stream on `device` (the device's shared stream unless a guard is active).
+StreamHandle current_stream(int device);
+// A new non-blocking stream on `device`; the caller destroys it.
+StreamHandle create_stream(int device);
+void destroy_stream(StreamHandle stream, int device);
+// Blocks until everything queued on the current stream of `device` has finished.
+void synchronize(int device);
+
+// Makes `stream` the calling thread's current stream of `device` for a scope. Memory allocated while it
+// is active is reused only by later allocations on the same stream; a tensor used on several streams
+// must be kept alive (or the streams synchronised) until they are done with it.
+class StreamGuard {
+ public:
+  StreamGuard(StreamHandle stream, int device);
+  ~StreamGuard();
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  StreamHandle previous_;
+  int device_;
+};
+
+// ---- device memory (cuda/allocator.cu) ------------------------------------------------------------
+// Allocation goes through a caching allocator: sizes are rounded to size classes, freed blocks are kept
+// in per-stream bins and handed out again without cudaMalloc/cudaFree on the hot path. Out of memory, it
+// releases its cache and retries once; then it throws a minidl::Error with the request and the statistics.
+// MINIDL_CUDA_CACHING=0 in the environment turns caching off (every block is cudaMalloc'ed and freed at
+// once), so compute-sanitizer sees every allocation at its real size.
 void* device_malloc(size_t nbytes, int device);
 void device_free(void* ptr, int device);
 
+struct MemoryStats {
+  size_t in_use = 0;         // bytes handed out (rounded to size classes)
+  size_t peak_in_use = 0;    // the most in_use has been since the last reset_peak_memory
+  size_t cached = 0;         // bytes of freed blocks kept for reuse
+  size_t requested = 0;      // bytes asked for by the blocks in use (before rounding)
+  int64_t allocations = 0;   // device_malloc calls
+  int64_t cuda_mallocs = 0;  // of them, the ones that needed cudaMalloc
+  int64_t cuda_frees = 0;    // blocks given back to the driver (empty_cache, out-of-memory retries)
+  // One line for logs and error messages.
+  std::string str() const {
+    return std::to_string(in_use) + " bytes in use (peak " + std::to_string(peak_in_use) + "), " +
+           std::to_string(cached) + " cached, " + std::to_string(allocations) + " allocations of which " +
+           std::to_string(cuda_mallocs) + " called cudaMalloc, " + std::to_string(cuda_frees) + " blocks freed";
+  }
+};
+MemoryStats memory_stats(int device);
+void reset_peak_memory(int device);
+// Gives every cached (free) block back to the driver.
+void empty_cache(int device);
+// The size class a request of nbytes is rounded up to (exposed for the tests).
+size_t size_class(size_t nbytes);
+
+// ---- pinned host memory -------------------------------------------------------------------------
+// Page-locked host memory: copies from it to a device run at full bus speed and can be asynchronous.
+void* host_pinned_malloc(size_t nbytes);
+void host_pinned_free(void* ptr);
+
+// ---- copies ---------------------------------------------------------------------------------------
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
+// Copies on the current stream of `device` and waits for it to finish (the host memory may be reused
+// as soon as it returns).
 void copy(void* dst, const void* src, size_t nbytes, CopyKind kind, int device);
 
 }  // namespace minidl::cuda

@@ -12,8 +12,25 @@ namespace {
 
 bool built() { return false; }
 int device_count() { return 0; }
+DeviceProperties device_properties(int) { not_built("device_properties"); }
+
+StreamHandle current_stream(int) { not_built("current_stream"); }
+StreamHandle create_stream(int) { not_built("create_stream"); }
+void destroy_stream(StreamHandle, int) {}
+void synchronize(int) { not_built("synchronize"); }
+StreamGuard::StreamGuard(StreamHandle, int device) : previous_(nullptr), device_(device) { not_built("StreamGuard"); }
+StreamGuard::~StreamGuard() = default;
+
 void* device_malloc(size_t, int) { not_built("allocate"); }
 void device_free(void*, int) {}
+MemoryStats memory_stats(int) { return {}; }
+void reset_peak_memory(int) {}
+void empty_cache(int) {}
+size_t size_class(size_t nbytes) { return nbytes; }
+
+void* host_pinned_malloc(size_t) { not_built("pinned host memory"); }
+void host_pinned_free(void*) {}
+
 void copy(void*, const void*, size_t, CopyKind, int) { not_built("copy"); }
 
 }  // namespace minidl::cuda

@@ -273,7 +273,7 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
   const Tensor x = rnd({2, 3, 4, 5}, kFloat32, 1);
   {
     const Tensor out = Tensor::empty({2, 3, 4, 5}, kFloat32);
-    const auto L = cpu::make_loop<2>(out.shape(), {&out, &x});
+    const auto L = make_loop<2>(out.shape(), {&out, &x});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{120})) << "a contiguous 4-D tensor is one run";
     EXPECT_EQ(L.strides[0], (std::vector<int64_t>{1}));
     EXPECT_EQ(L.strides[1], (std::vector<int64_t>{1}));
@@ -283,7 +283,7 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
     // Swapping the last two dims: the outer two still merge (6 rows), the inner two cannot.
     const Tensor p = x.permute({0, 1, 3, 2});  // [2,3,5,4], strides [60,20,1,5]
     const Tensor out = Tensor::empty(p.shape(), kFloat32);
-    const auto L = cpu::make_loop<2>(out.shape(), {&out, &p});
+    const auto L = make_loop<2>(out.shape(), {&out, &p});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{6, 5, 4}));
     EXPECT_EQ(L.strides[0], (std::vector<int64_t>{20, 4, 1}));
     EXPECT_EQ(L.strides[1], (std::vector<int64_t>{20, 1, 5}));
@@ -292,7 +292,7 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
     // A full reversal merges nothing.
     const Tensor p = x.permute({3, 2, 1, 0});
     const Tensor out = Tensor::empty(p.shape(), kFloat32);
-    const auto L = cpu::make_loop<2>(out.shape(), {&out, &p});
+    const auto L = make_loop<2>(out.shape(), {&out, &p});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{5, 4, 3, 2}));
     EXPECT_EQ(L.strides[1], (std::vector<int64_t>{1, 5, 20, 60}));
   }
@@ -300,14 +300,14 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
     // Permuted the same way in every operand: merges as if contiguous.
     const Tensor p = x.permute({1, 0, 2, 3});  // [3,2,4,5] strides [20,60,5,1]: the inner 4x5 merge
     const Tensor q = Tensor::empty({2, 3, 4, 5}, kFloat32).permute({1, 0, 2, 3});
-    const auto L = cpu::make_loop<2>(p.shape(), {&q, &p});
+    const auto L = make_loop<2>(p.shape(), {&q, &p});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{3, 2, 20}));
   }
   {
     // A broadcast row is a stride-0 operand of the outer dim; size-1 dims vanish.
     const Tensor row = rnd({1, 5}, kFloat32, 2);
     const Tensor out = Tensor::empty({4, 1, 5}, kFloat32);
-    const auto L = cpu::make_loop<2>(out.shape(), {&out, &row});
+    const auto L = make_loop<2>(out.shape(), {&out, &row});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{4, 5}));
     EXPECT_EQ(L.strides[0], (std::vector<int64_t>{5, 1}));
     EXPECT_EQ(L.strides[1], (std::vector<int64_t>{0, 1}));
@@ -315,7 +315,7 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
   {
     // A 0-d tensor is a single element.
     const Tensor s = scalar_tensor(1.0);
-    const auto L = cpu::make_loop<1>(s.shape(), {&s});
+    const auto L = make_loop<1>(s.shape(), {&s});
     EXPECT_EQ(L.shape, (std::vector<int64_t>{1}));
     EXPECT_EQ(L.numel, 1);
   }
@@ -325,7 +325,7 @@ TEST(StridedLoop, MergesDimsLaidOutBackToBack) {
 TEST(StridedLoop, RangesCoverEveryElementOnce) {
   const Tensor x = rnd({3, 4, 5, 7}, kFloat64, 1).permute({2, 0, 3, 1}).slice(2, 1, 7, 2);  // [5,3,3,4]
   const Tensor out = Tensor::empty(x.shape(), kFloat64);
-  const auto L = cpu::make_loop<2>(out.shape(), {&out, &x});
+  const auto L = make_loop<2>(out.shape(), {&out, &x});
   std::vector<double> expect = raw<double>(x);
   for (int64_t piece : {1, 2, 5, 7, 13, 64, 1000}) {
     std::vector<double> seen;

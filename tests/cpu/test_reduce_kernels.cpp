@@ -55,13 +55,13 @@ void check_reductions(const Tensor& x, const std::vector<int64_t>& dims) {
   const long double u = unit_roundoff<T>();
   const auto blocks = blocks_of<T>(x, dims);
   const Shape ks = kept_shape(x, dims);
-  auto run = [&](cpu::ReduceOp op) {
+  auto run = [&](ReduceOp op) {
     const Tensor out = Tensor::empty(ks, dt);
     cpu::reduce(op, x, dims, out);
     return out.values<T>();
   };
-  const auto sum = run(cpu::ReduceOp::Sum), mean = run(cpu::ReduceOp::Mean), mx = run(cpu::ReduceOp::Max),
-             mn = run(cpu::ReduceOp::Min);
+  const auto sum = run(ReduceOp::Sum), mean = run(ReduceOp::Mean), mx = run(ReduceOp::Max),
+             mn = run(ReduceOp::Min);
   std::array<std::vector<T>, 2> var;
   for (int64_t ddof : {0, 1}) {
     const Tensor out = Tensor::empty(ks, dt);
@@ -244,23 +244,23 @@ TEST(Reduce, BitwiseIdenticalAcrossThreadCounts) {
     std::string name;
     std::function<Tensor()> run;
   };
-  auto red = [](cpu::ReduceOp op, const Tensor& x, std::vector<int64_t> dims) {
+  auto red = [](ReduceOp op, const Tensor& x, std::vector<int64_t> dims) {
     const Tensor out = Tensor::empty(kept_shape(x, dims), x.dtype());
     cpu::reduce(op, x, dims, out);
     return out;
   };
   std::vector<Case> cases = {
-      {"full sum", [&] { return red(cpu::ReduceOp::Sum, flat, {0}); }},
+      {"full sum", [&] { return red(ReduceOp::Sum, flat, {0}); }},
       {"full mean strided",
        [&] {
-         return red(cpu::ReduceOp::Mean, tr, {0, 1});
+         return red(ReduceOp::Mean, tr, {0, 1});
        }},
-      {"full max", [&] { return red(cpu::ReduceOp::Max, flat, {0}); }},
-      {"rows sum", [&] { return red(cpu::ReduceOp::Sum, rows, {0}); }},
-      {"general sum over dim 1", [&] { return red(cpu::ReduceOp::Sum, general, {1}); }},
+      {"full max", [&] { return red(ReduceOp::Max, flat, {0}); }},
+      {"rows sum", [&] { return red(ReduceOp::Sum, rows, {0}); }},
+      {"general sum over dim 1", [&] { return red(ReduceOp::Sum, general, {1}); }},
       {"general sum over dims 0,2 permuted",
        [&] {
-         return red(cpu::ReduceOp::Sum, big3, {0, 2});
+         return red(ReduceOp::Sum, big3, {0, 2});
        }},
       {"var ddof 1 strided",
        [&] {

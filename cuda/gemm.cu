@@ -1,0 +1,529 @@
+// CUDA matrix products: C = A B for matmul, bmm and linear (and so their backward), in two kernels.
+//
+// 1. sgemm_simt: float32 on the CUDA cores. A block computes a BM x BN tile of C, walking K in slices
+//    of BK: each slice of A and B is staged in shared memory (A transposed, so both are read along the
+//    tile's rows and columns), and each thread accumulates a TM x TN sub-tile in registers from
+//    float4 reads of shared memory, TM x TN multiply-adds per pair of reads. The next slice's global
+//    loads are issued before the current slice is computed and land in the other of two shared buffers,
+//    so memory latency hides behind arithmetic with one barrier per slice. A thread's rows (and columns)
+//    come in groups of four spaced 4 x (threads across) apart, which keeps its float4 reads of shared
+//    memory free of bank conflicts.
+// 2. sgemm_tf32: tensor cores through WMMA (m16n16k8, TF32 inputs, float32 accumulation). 128 x 128
+//    tiles, 8 warps of 64 x 32, K slices of 32 copied global -> shared with cp.async in a three-stage
+//    pipeline, so two slices are in flight while one is multiplied. Needs 16-byte aligned operands with
+//    leading dimensions divisible by 4 (else the SIMT kernel runs).
+//
+// Both read either layout of each operand (row-major: the second index is contiguous; column-major: the
+// first is, as a transposed view is), so the backward's A^T and B^T need no copies; any other strides
+// are copied to row-major first. Batches run as the third grid dimension, with per-batch offsets from
+// the batch dims' strides (0 where an operand is broadcast).
+#include <cuda_pipeline.h>
+#include <mma.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "cuda/common.cuh"
+#include "cuda/indexing.cuh"
+#include "cuda/kernels.h"
+
+namespace minidl::cuda {
+namespace {
+
+// Per-batch offsets of A, B and C: the batch index decomposed over the (merged) batch dims.
+struct Batch {
+  int nd = 0;
+  int64_t first = 0;  // batch index of blockIdx.z == 0 (launches are split at 65535 batches)
+  int64_t shape[kMaxDims];
+  int64_t sa[kMaxDims], sb[kMaxDims], sc[kMaxDims];
+  __device__ __forceinline__ void offsets(int64_t& oa, int64_t& ob, int64_t& oc) const {
+    int64_t z = first + blockIdx.z;
+    oa = ob = oc = 0;
+    for (int d = nd - 1; d >= 0; --d) {
+      const int64_t i = z % shape[d];
+      z /= shape[d];
+      oa += i * sa[d];
+      ob += i * sb[d];
+      oc += i * sc[d];
+    }
+  }
+};
+
+// Four elements (r, c .. c+3) of a matrix whose second index is contiguous (element (r, c) at
+// p[r * ld + c]), zeros outside rows x cols. `vec`: p is 16-byte aligned and ld divisible by 4, so a
+// whole in-bounds group is one float4 load (c is always a multiple of 4).
+__device__ __forceinline__ float4 load_group(const float* p, int64_t ld, int r, int c, int rows, int cols, bool vec) {
+  float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (r >= rows) return v;
+  const float* q = p + static_cast<int64_t>(r) * ld + c;
+  if (vec && c + 3 < cols) return load4(q);
+  if (c < cols) v.x = q[0];
+  if (c + 1 < cols) v.y = q[1];
+  if (c + 2 < cols) v.z = q[2];
+  if (c + 3 < cols) v.w = q[3];
+  return v;
+}
+
+__device__ __forceinline__ float lane_of(const float4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+
+// ---- 1. SIMT -----------------------------------------------------------------------------------------
+template <int BM, int BN, int BK, int TM, int TN, bool kARow, bool kBRow>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+    sgemm_simt(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+               Batch batch, bool vec_a, bool vec_b, bool vec_c) {
+  constexpr int TX = BN / TN, TY = BM / TM, T = TX * TY, PAD = 4;
+  constexpr int VA = BM * BK / 4, VB = BK * BN / 4;  // float4 groups per slice
+  constexpr int RA = (VA + T - 1) / T, RB = (VB + T - 1) / T;
+  static_assert(TM % 4 == 0 && TN % 4 == 0 && BK % 4 == 0, "tiles are made of groups of four");
+  __shared__ __align__(16) float As[2][BK][BM + PAD];
+  __shared__ __align__(16) float Bs[2][BK][BN + PAD];
+
+  int64_t oa, ob, oc;
+  batch.offsets(oa, ob, oc);
+  A += oa;
+  B += ob;
+  C += oc;
+  const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
+  const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+
+  float4 ra[RA], rb[RB];
+  // Global -> registers for the slice starting at k0.
+  auto load = [&](int k0) {
+#pragma unroll
+    for (int u = 0; u < RA; ++u) {
+      const int v = tid + u * T;
+      if (v >= VA) break;
+      if constexpr (kARow) {  // groups along k
+        const int m = v / (BK / 4), k = (v % (BK / 4)) * 4;
+        ra[u] = load_group(A, lda, m0 + m, k0 + k, M, K, vec_a);
+      } else {  // groups along m
+        const int k = v / (BM / 4), m = (v % (BM / 4)) * 4;
+        ra[u] = load_group(A, lda, k0 + k, m0 + m, K, M, vec_a);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < RB; ++u) {
+      const int v = tid + u * T;
+      if (v >= VB) break;
+      if constexpr (kBRow) {  // groups along n
+        const int k = v / (BN / 4), n = (v % (BN / 4)) * 4;
+        rb[u] = load_group(B, ldb, k0 + k, n0 + n, K, N, vec_b);
+      } else {  // groups along k
+        const int n = v / (BK / 4), k = (v % (BK / 4)) * 4;
+        rb[u] = load_group(B, ldb, n0 + n, k0 + k, N, K, vec_b);
+      }
+    }
+  };
+  // Registers -> shared buffer `buf`: As[k][m], Bs[k][n].
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int u = 0; u < RA; ++u) {
+      const int v = tid + u * T;
+      if (v >= VA) break;
+      if constexpr (kARow) {
+        const int m = v / (BK / 4), k = (v % (BK / 4)) * 4;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) As[buf][k + j][m] = lane_of(ra[u], j);
+      } else {
+        const int k = v / (BM / 4), m = (v % (BM / 4)) * 4;
+        store4(&As[buf][k][m], ra[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < RB; ++u) {
+      const int v = tid + u * T;
+      if (v >= VB) break;
+      if constexpr (kBRow) {
+        const int k = v / (BN / 4), n = (v % (BN / 4)) * 4;
+        store4(&Bs[buf][k][n], rb[u]);
+      } else {
+        const int n = v / (BK / 4), k = (v % (BK / 4)) * 4;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) Bs[buf][k + j][n] = lane_of(rb[u], j);
+      }
+    }
+  };
+
+  float acc[TM][TN] = {};
+  const int slices = (K + BK - 1) / BK;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int s = 0; s < slices; ++s) {
+    const int buf = s & 1;
+    if (s + 1 < slices) load((s + 1) * BK);  // in flight while this slice is multiplied
+#pragma unroll
+    for (int k = 0; k < BK; ++k) {
+      float a[TM], b[TN];
+#pragma unroll
+      for (int i = 0; i < TM / 4; ++i) {
+        const float4 v = load4(&As[buf][k][i * 4 * TY + ty * 4]);
+        a[4 * i] = v.x, a[4 * i + 1] = v.y, a[4 * i + 2] = v.z, a[4 * i + 3] = v.w;
+      }
+#pragma unroll
+      for (int j = 0; j < TN / 4; ++j) {
+        const float4 v = load4(&Bs[buf][k][j * 4 * TX + tx * 4]);
+        b[4 * j] = v.x, b[4 * j + 1] = v.y, b[4 * j + 2] = v.z, b[4 * j + 3] = v.w;
+      }
+#pragma unroll
+      for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    if (s + 1 < slices) store(buf ^ 1);  // the other buffer: nobody reads it since the last barrier
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < TM; ++i) {
+    const int m = m0 + (i / 4) * 4 * TY + ty * 4 + i % 4;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < TN / 4; ++j) {
+      const int n = n0 + j * 4 * TX + tx * 4;
+      float* c = C + static_cast<int64_t>(m) * ldc + n;
+      if (vec_c && n + 3 < N) {
+        store4(c, make_float4(acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2], acc[i][4 * j + 3]));
+      } else {
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+          if (n + q < N) c[q] = acc[i][4 * j + q];
+      }
+    }
+  }
+}
+
+// ---- 2. TF32 tensor cores -------------------------------------------------------------------------
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcStages = 3, kTcThreads = 256, kTcPad = 4;
+// One operand's slice in shared memory, either orientation: 128 x (32 + 4) or 32 x (128 + 4) floats.
+constexpr int kTcSlice = kTcBM * (kTcBK + kTcPad) > kTcBK * (kTcBM + kTcPad) ? kTcBM * (kTcBK + kTcPad)
+                                                                            : kTcBK * (kTcBM + kTcPad);
+constexpr size_t kTcSmem = sizeof(float) * 2 * kTcSlice * kTcStages;
+
+template <bool kARow, bool kBRow>
+__global__ void __launch_bounds__(kTcThreads)
+    sgemm_tf32(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
+               Batch batch, bool direct_c) {
+  using LayoutA = std::conditional_t<kARow, wmma::row_major, wmma::col_major>;
+  using LayoutB = std::conditional_t<kBRow, wmma::row_major, wmma::col_major>;
+  // Shared layouts follow the global ones, so cp.async copies 16-byte groups unchanged:
+  //   A row-major: As[m][k] (ld 36)   A column-major: As[k][m] (ld 132)
+  //   B row-major: Bs[k][n] (ld 132)  B column-major: Bs[n][k] (ld 36)
+  constexpr int ldA = kARow ? kTcBK + kTcPad : kTcBM + kTcPad;
+  constexpr int ldB = kBRow ? kTcBN + kTcPad : kTcBK + kTcPad;
+  extern __shared__ __align__(128) float smem[];
+  float* As = smem;                         // kTcStages slices
+  float* Bs = smem + kTcStages * kTcSlice;  // kTcStages slices
+
+  int64_t oa, ob, oc;
+  batch.offsets(oa, ob, oc);
+  A += oa;
+  B += ob;
+  C += oc;
+  const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp;
+  const int wm = warp / 4, wn = warp % 4;  // 2 x 4 warps, each 64 x 32 of the tile
+  const int m0 = blockIdx.y * kTcBM, n0 = blockIdx.x * kTcBN;
+
+  // Issues the copies of slice k0 into stage `st`: 1024 groups of four per operand, four per thread.
+  // Groups reaching past the matrix are zero-filled; the source address stays inside the matrix.
+  auto load_stage = [&](int st, int k0) {
+    float* as = As + st * kTcSlice;
+    float* bs = Bs + st * kTcSlice;
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int g = tid + u * kTcThreads;
+      int r, c, rows, cols;
+      float* dst;
+      if constexpr (kARow) {
+        r = m0 + g / 8, c = k0 + (g % 8) * 4, rows = M, cols = K;
+        dst = as + (g / 8) * ldA + (g % 8) * 4;
+      } else {
+        r = k0 + g / 32, c = m0 + (g % 32) * 4, rows = K, cols = M;
+        dst = as + (g / 32) * ldA + (g % 32) * 4;
+      }
+      const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
+      const float* src = valid > 0 ? A + static_cast<int64_t>(r) * lda + c : A;
+      __pipeline_memcpy_async(dst, src, 16, 16 - 4 * valid);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int g = tid + u * kTcThreads;
+      int r, c, rows, cols;
+      float* dst;
+      if constexpr (kBRow) {
+        r = k0 + g / 32, c = n0 + (g % 32) * 4, rows = K, cols = N;
+        dst = bs + (g / 32) * ldB + (g % 32) * 4;
+      } else {
+        r = n0 + g / 8, c = k0 + (g % 8) * 4, rows = N, cols = K;
+        dst = bs + (g / 8) * ldB + (g % 8) * 4;
+      }
+      const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
+      const float* src = valid > 0 ? B + static_cast<int64_t>(r) * ldb + c : B;
+      __pipeline_memcpy_async(dst, src, 16, 16 - 4 * valid);
+    }
+  };
+
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  const int slices = (K + kTcBK - 1) / kTcBK;
+#pragma unroll
+  for (int s = 0; s < kTcStages - 1; ++s) {
+    if (s < slices) load_stage(s, s * kTcBK);
+    __pipeline_commit();
+  }
+  for (int s = 0; s < slices; ++s) {
+    __pipeline_wait_prior(kTcStages - 2);  // this thread's copies of slice s have landed...
+    __syncthreads();                       // ...and everyone's; slice s - 1 is no longer read
+    const int next = s + kTcStages - 1;
+    if (next < slices) load_stage(next % kTcStages, next * kTcBK);
+    __pipeline_commit();  // an empty group keeps the count of outstanding groups uniform
+    const float* as = As + (s % kTcStages) * kTcSlice;
+    const float* bs = Bs + (s % kTcStages) * kTcSlice;
+#pragma unroll
+    for (int kk = 0; kk < kTcBK / 8; ++kk) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LayoutA> fa[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LayoutB> fb[2];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int m = wm * 64 + i * 16;
+        wmma::load_matrix_sync(fa[i], kARow ? as + m * ldA + kk * 8 : as + kk * 8 * ldA + m, ldA);
+        // Round to TF32 (10-bit mantissa, to nearest) rather than let the hardware drop the low bits.
+#pragma unroll
+        for (int t = 0; t < fa[i].num_elements; ++t) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
+      }
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int n = wn * 32 + j * 16;
+        wmma::load_matrix_sync(fb[j], kBRow ? bs + kk * 8 * ldB + n : bs + n * ldB + kk * 8, ldB);
+#pragma unroll
+        for (int t = 0; t < fb[j].num_elements; ++t) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+  }
+  __pipeline_wait_prior(0);
+  __syncthreads();  // the staging area below reuses the pipeline's shared memory
+
+  float* stage = smem + warp * 16 * 16;
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int m = m0 + wm * 64 + i * 16, n = n0 + wn * 32 + j * 16;
+      if (m >= M || n >= N) continue;
+      if (direct_c && m + 16 <= M && n + 16 <= N) {
+        wmma::store_matrix_sync(C + static_cast<int64_t>(m) * ldc + n, acc[i][j], static_cast<unsigned>(ldc),
+                                wmma::mem_row_major);
+        continue;
+      }
+      wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      for (int e = lane; e < 256; e += kWarp) {
+        const int r = e / 16, c = e % 16;
+        if (m + r < M && n + c < N) C[static_cast<int64_t>(m + r) * ldc + n + c] = stage[e];
+      }
+      __syncwarp();
+    }
+}
+
+// ---- host side -------------------------------------------------------------------------------------
+std::atomic<GemmPath>& path_setting() {
+  static std::atomic<GemmPath> path{[] {
+    const char* env = std::getenv("MINIDL_GEMM");
+    return env && std::strcmp(env, "tf32") == 0 ? GemmPath::Tf32 : GemmPath::Simt;
+  }()};
+  return path;
+}
+
+// An operand as the kernels read it: contiguous second index (row) or first index (!row), and its
+// leading dimension.
+struct Operand {
+  const float* p;
+  int64_t ld;
+  bool row;
+  bool vec = false;  // every batch's matrix starts 16-byte aligned and ld is divisible by 4
+};
+
+// Whether every batch's matrix of an operand at p, with leading dimension ld and batch strides
+// `strides`, starts at a multiple of `q` floats from an aligned base.
+bool batches_aligned(const void* p, int64_t ld, const std::vector<int64_t>& strides, int q) {
+  if ((reinterpret_cast<uintptr_t>(p) % (4u * q)) != 0 || ld % q != 0) return false;
+  for (int64_t s : strides)
+    if (s % q != 0) return false;
+  return true;
+}
+
+// rows x cols with strides rs, cs; nullopt-like `ok = false` when neither index is contiguous.
+bool as_operand(const float* p, int64_t rows, int64_t cols, int64_t rs, int64_t cs, Operand& out) {
+  // A size-1 dim's stride never matters: pick the value that makes the operand contiguous.
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = cols;
+  if (cs == 1 && (rs >= cols || rows == 1)) {
+    out = {p, rows == 1 ? cols : rs, true, false};
+    return true;
+  }
+  if (rs == 1 && (cs >= rows || cols == 1)) {
+    out = {p, cols == 1 ? rows : cs, false, false};
+    return true;
+  }
+  return false;
+}
+
+// The output of a launch: C, its leading dimension, and whether every batch's C is 16-byte aligned
+// with ldc divisible by 4 (vec4) or 32-byte aligned with ldc divisible by 8 (the TF32 direct store).
+struct Output {
+  float* p;
+  int64_t ld;
+  bool vec4, vec8;
+};
+
+template <int BM, int BN, int BK, int TM, int TN>
+void launch_simt(int M, int N, int K, const Operand& a, const Operand& b, const Output& c, const Batch& batch,
+                 unsigned zcount, cudaStream_t stream) {
+  const dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM, zcount);
+  const unsigned threads = (BM / TM) * (BN / TN);
+  auto go = [&](auto kernel) {
+    kernel<<<grid, threads, 0, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, a.vec, b.vec, c.vec4);
+  };
+  if (a.row && b.row) go(sgemm_simt<BM, BN, BK, TM, TN, true, true>);
+  else if (a.row) go(sgemm_simt<BM, BN, BK, TM, TN, true, false>);
+  else if (b.row) go(sgemm_simt<BM, BN, BK, TM, TN, false, true>);
+  else go(sgemm_simt<BM, BN, BK, TM, TN, false, false>);
+}
+
+template <bool kARow, bool kBRow>
+void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b, const Output& c, const Batch& batch,
+                        unsigned zcount, cudaStream_t stream) {
+  static const cudaError_t configured =
+      cudaFuncSetAttribute(sgemm_tf32<kARow, kBRow>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           static_cast<int>(kTcSmem));
+  MINIDL_CUDA_CHECK(configured);
+  const dim3 grid((N + kTcBN - 1) / kTcBN, (M + kTcBM - 1) / kTcBM, zcount);
+  sgemm_tf32<kARow, kBRow><<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch,
+                                                                   c.vec8);
+}
+
+void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
+            int64_t count, int device) {
+  const cudaStream_t stream = stream_of(device);
+  const bool tf32 = path == GemmPath::Tf32 && M >= 64 && N >= 64 && K >= 32 && a.vec && b.vec;
+  // The largest SIMT tile that still gives every SM a block or two.
+  const int64_t sms = multiprocessors(device);
+  auto tiles = [&](int64_t bm, int64_t bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn) * count; };
+  for (int64_t first = 0; first < count; first += 65535) {
+    batch.first = first;
+    const unsigned z = static_cast<unsigned>(std::min<int64_t>(65535, count - first));
+    if (tf32) {
+      if (a.row && b.row) launch_tf32_kernel<true, true>(M, N, K, a, b, c, batch, z, stream);
+      else if (a.row) launch_tf32_kernel<true, false>(M, N, K, a, b, c, batch, z, stream);
+      else if (b.row) launch_tf32_kernel<false, true>(M, N, K, a, b, c, batch, z, stream);
+      else launch_tf32_kernel<false, false>(M, N, K, a, b, c, batch, z, stream);
+    } else if (tiles(128, 128) >= sms) {
+      launch_simt<128, 128, 8, 8, 8>(M, N, K, a, b, c, batch, z, stream);
+    } else if (tiles(64, 64) >= sms) {
+      launch_simt<64, 64, 8, 4, 4>(M, N, K, a, b, c, batch, z, stream);
+    } else {
+      launch_simt<32, 32, 8, 4, 4>(M, N, K, a, b, c, batch, z, stream);
+    }
+    MINIDL_CUDA_CHECK_LAUNCH(tf32 ? "matmul (tf32)" : "matmul");
+  }
+}
+
+}  // namespace
+
+void set_gemm_path(GemmPath path) { path_setting().store(path); }
+GemmPath gemm_path() { return path_setting().load(); }
+
+void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+           float* C, int64_t ldc, int device) {
+  MINIDL_CHECK(M >= 0 && N >= 0 && K >= 0 && M < (int64_t{1} << 31) && N < (int64_t{1} << 31) &&
+                   K < (int64_t{1} << 31),
+               "sgemm: sizes ", M, " x ", N, " x ", K, " are out of range");
+  if (M == 0 || N == 0) return;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i)
+      MINIDL_CUDA_CHECK(cudaMemsetAsync(C + i * ldc, 0, sizeof(float) * N, stream_of(device)));
+    return;
+  }
+  const Operand a{A, lda, true, batches_aligned(A, lda, {}, 4)}, b{B, ldb, true, batches_aligned(B, ldb, {}, 4)};
+  const Output c{C, ldc, batches_aligned(C, ldc, {}, 4), batches_aligned(C, ldc, {}, 8)};
+  launch(path, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), a, b, c, Batch{}, 1, device);
+}
+
+void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
+  MINIDL_CHECK(a_in.dtype() == kFloat32, "matmul: the CUDA kernels compute in float32, got ", a_in.meta_str(),
+               " (float64 is for CPU gradchecks)");
+  MINIDL_CHECK(out.is_contiguous(), "matmul: the CUDA output must be contiguous, got ", out.meta_str());
+  const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
+  MINIDL_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31), "matmul: ",
+               a_in.meta_str(), " @ ", b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
+  if (out.numel() == 0) return;
+  const int device = out.device().index;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  if (K == 0) {
+    fill(out, 0.0);
+    return;
+  }
+  // Operands with neither matrix index contiguous are copied to row-major first (rare: a matrix
+  // sliced with a step in both dims). The copy keeps the batch dims, so the batch strides below apply.
+  Tensor a = a_in.detach(), b = b_in.detach();
+  Operand oa{}, ob{};
+  if (!as_operand(device_data<float>(a), M, K, a.stride(-2), a.stride(-1), oa)) {
+    a = a.contiguous();
+    as_operand(device_data<float>(a), M, K, a.stride(-2), a.stride(-1), oa);
+  }
+  if (!as_operand(device_data<float>(b), K, N, b.stride(-2), b.stride(-1), ob)) {
+    b = b.contiguous();
+    as_operand(device_data<float>(b), K, N, b.stride(-2), b.stride(-1), ob);
+  }
+  // Batch dims: every dim but the last two, merged where all three operands allow it.
+  const int64_t nb = out.dim() - 2;
+  std::vector<int64_t> shape, sa, sb, sc;
+  for (int64_t d = 0; d < nb; ++d) {
+    if (out.size(d) == 1) continue;
+    if (!shape.empty() && sa.back() == a.stride(d) * out.size(d) && sb.back() == b.stride(d) * out.size(d) &&
+        sc.back() == out.stride(d) * out.size(d)) {
+      shape.back() *= out.size(d);
+      sa.back() = a.stride(d), sb.back() = b.stride(d), sc.back() = out.stride(d);
+      continue;
+    }
+    shape.push_back(out.size(d));
+    sa.push_back(a.stride(d));
+    sb.push_back(b.stride(d));
+    sc.push_back(out.stride(d));
+  }
+  MINIDL_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "matmul: more than ", kMaxDims,
+               " batch dims that cannot be merged (", out.meta_str(), ")");
+  Batch batch;
+  batch.nd = static_cast<int>(shape.size());
+  int64_t count = 1;
+  for (int d = 0; d < batch.nd; ++d) {
+    batch.shape[d] = shape[d];
+    batch.sa[d] = sa[d];
+    batch.sb[d] = sb[d];
+    batch.sc[d] = sc[d];
+    count *= shape[d];
+  }
+  oa.vec = batches_aligned(oa.p, oa.ld, sa, 4);
+  ob.vec = batches_aligned(ob.p, ob.ld, sb, 4);
+  float* cp = device_data<float>(out);
+  const int64_t ldc = M == 1 ? N : out.stride(-2);
+  const Output c{cp, ldc, batches_aligned(cp, ldc, sc, 4), batches_aligned(cp, ldc, sc, 8)};
+  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), oa, ob, c, batch, count, device);
+}
+
+}  // namespace minidl::cuda

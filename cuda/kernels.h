@@ -1,0 +1,78 @@
+// The CUDA kernels, one .cu file per op family, with the same contract as their CPU twins in
+// cpu/kernels.h: the front end (autograd/ops_*.cpp) has checked shapes, dtypes and devices and allocated
+// `out`; inputs may be any strided view (broadcast strides of 0 included). Every kernel runs on the
+// current stream of the tensors' device (cuda/runtime.h) and returns without waiting for it.
+//
+// dtypes: the math runs in float32 (float64 exists for gradchecks, which run on the CPU); copies, fills,
+// comparisons and where take every dtype. A float64 tensor reaching a math kernel is a minidl::Error
+// naming the op. Reductions are deterministic: each output is summed in an order fixed by the shapes.
+//
+// Plain C++ declarations: built without CUDA, cuda/kernels_stub.cpp defines them as errors (no CUDA
+// tensor can exist there, so they are never reached).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "autograd/functors.h"
+#include "autograd/tensor.h"
+
+namespace minidl::cuda {
+
+// ---- elementwise.cu ------------------------------------------------------------------------------
+void unary(UnaryOp op, const UnaryParams& p, const Tensor& x, const Tensor& out);
+void unary_backward(UnaryOp op, const UnaryParams& p, const Tensor& s, const Tensor& g, const Tensor& gx);
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+void compare(CompareOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+void ternary(TernaryOp op, const Tensor& g, const Tensor& a, const Tensor& b, const Tensor& out);
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+void copy(const Tensor& src, const Tensor& dst);  // src broadcast to dst, any dtypes, same device
+void fill(const Tensor& dst, double value);
+void axpy(double alpha, const Tensor& x, const Tensor& y);  // y += alpha * x
+
+// ---- reduce.cu -------------------------------------------------------------------------------------
+void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out);
+void var(const Tensor& x, const std::vector<int64_t>& dims, int64_t ddof, const Tensor& out);
+void argmax(const Tensor& x, int64_t dim, const Tensor& out);
+// sqrt(sum of squares) over every element of every tensor, into a one-element float32 tensor on the
+// same device, computed in one pass (gradient clipping).
+void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
+
+// ---- gemm.cu -----------------------------------------------------------------------------------------
+// Which kernel matmul uses: SIMT float32 (exact float32 arithmetic) or tensor cores in TF32 (inputs
+// rounded to 10-bit mantissas, float32 accumulation; about 7x the throughput on an H100). SIMT is the
+// default, so CUDA results stay within float32 rounding of the CPU's. MINIDL_GEMM=tf32 selects TF32.
+enum class GemmPath : uint8_t { Simt, Tf32 };
+void set_gemm_path(GemmPath path);
+GemmPath gemm_path();
+// Batched: a [..., M, K], b [..., K, N], out [..., M, N], as cpu::matmul.
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+// The raw kernels, for the benchmark and the tests: C[M,N] = A[M,K] B[K,N], row-major with leading
+// dimensions lda, ldb, ldc, device pointers, on the current stream of `device`.
+void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
+           float* C, int64_t ldc, int device);
+
+// ---- index.cu ------------------------------------------------------------------------------------------
+void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void index_add(const Tensor& src, int64_t dim, const Tensor& index, const Tensor& out);
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void scatter_add(const Tensor& src, int64_t dim, const Tensor& index, const Tensor& out);
+
+// ---- softmax.cu ----------------------------------------------------------------------------------------
+void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out);
+void softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, bool log, const Tensor& gx);
+
+// ---- loss.cu -------------------------------------------------------------------------------------------
+void ccc_forward(const Tensor& pred, const Tensor& target, const Tensor& mask, double eps, const Tensor& ccc,
+                 const Tensor& stats);
+void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, const Tensor& ccc, const Tensor& stats,
+                  const Tensor& g, const Tensor& gpred, const Tensor& gtarget);
+
+// ---- random.cu -----------------------------------------------------------------------------------------
+// The same streams as cpu/random.cpp (autograd/random.h defines them): same seed and offset, same values.
+void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi);
+void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
+void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
+void arange(const Tensor& out, double start, double step);
+
+}  // namespace minidl::cuda
