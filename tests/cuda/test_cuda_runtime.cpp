@@ -1,16 +1,16 @@
-// The CUDA runtime layer: moving tensors between host and device. Every test here needs a GPU and skips
-// itself, saying so, where there is none; on a machine with one they run for real.
+// The CUDA runtime layer (cuda/runtime.h): moving tensors between host and device, the caching
+// allocator and its statistics, streams, pinned host memory. Every test that needs a GPU skips itself,
+// saying so, where there is none; on a machine with one they run for real.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "autograd/minidl.h"
+#include "cuda/runtime.h"
+#include "tests/cuda/cuda_test_helpers.h"
 
 using namespace minidl;
-
-namespace {
-bool have_gpu() { return cuda_device_count() > 0; }
-#define REQUIRE_GPU() \
-  if (!have_gpu()) GTEST_SKIP() << (cuda_built() ? "no CUDA device on this machine" : "minidl was built without CUDA")
-}  // namespace
+using namespace minidl::cuda_test;
 
 TEST(CudaRuntime, WithoutAGpuMovingToCudaIsAClearError) {
   if (have_gpu()) GTEST_SKIP() << "this machine has a GPU; the error path is for machines without one";
@@ -57,4 +57,121 @@ TEST(CudaRuntime, FactoriesPlaceTensorsOnTheDevice) {
   EXPECT_DOUBLE_EQ(o.values<float>()[3], 1.0);
   Generator a(3), b(3);
   EXPECT_EQ(rand({100}, {.device = Device::cuda(0)}, &a).values<float>(), rand({100}, {}, &b).values<float>());
+}
+
+// ---- the caching allocator ---------------------------------------------------------------------------
+
+TEST(CudaAllocator, SizeClasses) {
+  if (!cuda_built()) GTEST_SKIP() << "minidl was built without CUDA: the allocator is not in this build";
+  EXPECT_EQ(cuda::size_class(0), 512u);
+  EXPECT_EQ(cuda::size_class(1), 512u);
+  EXPECT_EQ(cuda::size_class(513), 1024u);
+  EXPECT_EQ(cuda::size_class(1u << 20), 1u << 20);
+  EXPECT_EQ(cuda::size_class((1u << 20) + 1), 5u << 18);  // 1.25 MiB
+  EXPECT_EQ(cuda::size_class(3u << 20), 3u << 20);          // 1.5 x 2 MiB
+  EXPECT_EQ(cuda::size_class((7u << 20) + 1), 8u << 20);    // above 1.75 x 4 MiB: the next power
+  for (size_t n : {size_t{1000}, size_t{123456}, size_t{5} << 20, size_t{1} << 30}) {
+    EXPECT_GE(cuda::size_class(n), n);
+    EXPECT_LE(cuda::size_class(n), n + n / 4 + 512) << n;  // at most a quarter wasted above 1 MiB
+  }
+}
+
+TEST(CudaAllocator, FreedBlocksAreReusedWithoutCudaMalloc) {
+  REQUIRE_GPU();
+  if (const char* env = std::getenv("MINIDL_CUDA_CACHING"); env && std::string(env) == "0")
+    GTEST_SKIP() << "caching is turned off by MINIDL_CUDA_CACHING=0";
+  const cuda::MemoryStats before = cuda::memory_stats(0);
+  void* first = nullptr;
+  {
+    const Tensor t = Tensor::empty({3, 1000, 1000}, kFloat32, kGpu);  // 12 MB: its own size class
+    first = t.raw_data();
+    const cuda::MemoryStats during = cuda::memory_stats(0);
+    EXPECT_GE(during.in_use, before.in_use + 12000000);
+    EXPECT_GE(during.peak_in_use, during.in_use);
+  }
+  const cuda::MemoryStats after_free = cuda::memory_stats(0);
+  EXPECT_EQ(after_free.in_use, before.in_use);
+  EXPECT_GE(after_free.cached, cuda::size_class(12000000));
+  const Tensor again = Tensor::empty({3, 1000, 1000}, kFloat32, kGpu);
+  EXPECT_EQ(again.raw_data(), first) << "the freed block should come back";
+  EXPECT_EQ(cuda::memory_stats(0).cuda_mallocs, after_free.cuda_mallocs) << "no cudaMalloc on reuse";
+  EXPECT_EQ(cuda::memory_stats(0).allocations, after_free.allocations + 1);
+}
+
+TEST(CudaAllocator, EmptyCacheGivesBlocksBack) {
+  REQUIRE_GPU();
+  { const Tensor t = Tensor::empty({1 << 22}, kFloat32, kGpu); }
+  const cuda::MemoryStats before = cuda::memory_stats(0);
+  cuda::empty_cache(0);
+  const cuda::MemoryStats after = cuda::memory_stats(0);
+  EXPECT_EQ(after.cached, 0u);
+  EXPECT_GE(after.cuda_frees, before.cuda_frees + (before.cached > 0 ? 1 : 0));
+  EXPECT_NE(after.str().find("bytes in use"), std::string::npos) << after.str();
+}
+
+TEST(CudaAllocator, OutOfMemoryIsAClearError) {
+  REQUIRE_GPU();
+  const int64_t huge = int64_t{1} << 48;  // 256 TiB of float32: no GPU has it
+  try {
+    const Tensor t = Tensor::empty({huge}, kFloat32, kGpu);
+    FAIL() << "expected minidl::Error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("cudaMalloc of " + std::to_string(huge * 4) + " bytes"), std::string::npos) << m;
+    EXPECT_NE(m.find("cuda:0"), std::string::npos) << m;
+    EXPECT_NE(m.find("bytes free"), std::string::npos) << m;
+    EXPECT_NE(m.find("bytes in use"), std::string::npos) << m;
+  }
+  // The device is still usable afterwards.
+  EXPECT_EQ(ones({3}, {.device = kGpu}).values<float>(), (std::vector<float>{1, 1, 1}));
+}
+
+// ---- streams and threads -------------------------------------------------------------------------------
+
+TEST(CudaStreams, KernelsFollowTheCurrentStream) {
+  REQUIRE_GPU();
+  cuda::StreamHandle s = cuda::create_stream(0);
+  Tensor y;
+  const Tensor x = arange(1000, {.device = kGpu});
+  {
+    const cuda::StreamGuard guard(s, 0);
+    EXPECT_EQ(cuda::current_stream(0), s);
+    y = exp(x * 0.001) + 1.0;  // queued on s
+    cuda::synchronize(0);
+  }
+  EXPECT_NE(cuda::current_stream(0), s) << "the guard restores the shared stream";
+  EXPECT_CLOSE(y, exp(arange(1000) * 0.001) + 1.0, 1e-7, 1e-6);
+  cuda::destroy_stream(s, 0);
+}
+
+TEST(CudaStreams, ThreadsShareTheDeviceStream) {
+  REQUIRE_GPU();
+  // Two threads computing at once on the shared stream: each gets its own right answer.
+  std::vector<float> a, b;
+  std::thread t1([&] { a = (arange(5000, {.device = kGpu}) * 2.0).values<float>(); });
+  std::thread t2([&] { b = (arange(5000, {.device = kGpu}) + 3.0).values<float>(); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(a, (arange(5000) * 2.0).values<float>());
+  EXPECT_EQ(b, (arange(5000) + 3.0).values<float>());
+}
+
+TEST(CudaPinned, PinnedHostMemoryRoundTrip) {
+  REQUIRE_GPU();
+  float* host = static_cast<float*>(cuda::host_pinned_malloc(1000 * sizeof(float)));
+  for (int i = 0; i < 1000; ++i) host[i] = static_cast<float>(i) * 0.5f;
+  const Tensor d = Tensor::empty({1000}, kFloat32, kGpu);
+  cuda::copy(d.raw_data(), host, 1000 * sizeof(float), cuda::CopyKind::HostToDevice, 0);
+  const std::vector<float> back = d.values<float>();
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(back[i], host[i]);
+  cuda::host_pinned_free(host);
+}
+
+TEST(CudaRuntime, DevicePropertiesNameTheGpu) {
+  REQUIRE_GPU();
+  const cuda::DeviceProperties p = cuda::device_properties(0);
+  EXPECT_FALSE(p.name.empty());
+  EXPECT_GT(p.multiprocessors, 0);
+  EXPECT_GT(p.total_memory, 0u);
+  EXPECT_THROW(cuda::device_properties(cuda_device_count()), Error);
 }

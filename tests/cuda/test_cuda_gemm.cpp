@@ -1,0 +1,120 @@
+// CUDA matrix products (cuda/gemm.cu) against the CPU GEMM: both kernels (SIMT float32 and TF32 tensor
+// cores), every layout of the operands (row-major, transposed views, general strides that are copied),
+// odd sizes on either side of the tile sizes, batches with broadcasting, 1-D operands, linear, and the
+// backward (which multiplies by transposed views).
+//
+// Tolerances, for inputs uniform in [-2, 2] (each product has variance 16/9, a K-term sum an rms of
+// about 1.33 sqrt(K)):
+//   SIMT: both sides accumulate in float32 in different orders; each rounding error is about 6e-8 of
+//   the running sum, so the two results drift apart by about 1e-7 K. Allowed: 1e-6 K absolute plus 1e-5
+//   relative, ten times that. A wrong index or a missed slice errs by the size of a whole term (> 0.1).
+//   TF32: inputs rounded to 11 significant bits (relative error up to 2^-11), so each product is off by
+//   about 4e-4 of its size and the sum by about 4e-4 x 1.33 sqrt(K). Allowed: 5e-3 sqrt(K), about nine
+//   standard deviations of that error.
+#include "cuda/kernels.h"
+#include "tests/cuda/cuda_test_helpers.h"
+
+using namespace minidl;
+using namespace minidl::cuda_test;
+
+namespace {
+
+Tolerance simt_tol(int64_t K) { return {1e-6 * static_cast<double>(K), 1e-5}; }
+Tolerance tf32_tol(int64_t K) { return {5e-3 * std::sqrt(static_cast<double>(K)), 0}; }
+
+// Runs the body with each kernel selected, restoring the default after.
+void for_each_path(const std::function<void(cuda::GemmPath, const char*)>& body) {
+  const cuda::GemmPath before = cuda::gemm_path();
+  for (auto [path, name] : {std::pair{cuda::GemmPath::Simt, "simt"}, std::pair{cuda::GemmPath::Tf32, "tf32"}}) {
+    cuda::set_gemm_path(path);
+    body(path, name);
+  }
+  cuda::set_gemm_path(before);
+}
+
+Tolerance tol_for(cuda::GemmPath path, int64_t K) { return path == cuda::GemmPath::Simt ? simt_tol(K) : tf32_tol(K); }
+
+}  // namespace
+
+TEST(CudaGemm, OddSizesBothKernels) {
+  REQUIRE_GPU();
+  // Around the tile sizes: 1, below and above 32, 64 and 128, and one big enough for the 128 x 128 tiles.
+  const std::vector<std::array<int64_t, 3>> sizes = {{1, 1, 1},     {7, 33, 5},    {33, 7, 1000}, {64, 64, 32},
+                                                     {65, 129, 31}, {128, 128, 8}, {200, 300, 257}, {513, 260, 96}};
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    for (const auto& [M, N, K] : sizes) {
+      const Tolerance t = tol_for(path, K);
+      compare_op(std::string(name) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K),
+                 [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{M, K}}, {{K, N}}}, t,
+                 tol_for(path, std::max({M, N, K})));
+    }
+  });
+}
+
+TEST(CudaGemm, EveryOperandLayout) {
+  REQUIRE_GPU();
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    const int64_t M = 150, N = 140, K = 130;
+    const Tolerance t = tol_for(path, 150);
+    compare_op(std::string(name) + " A^T B", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1]); },
+               {{{K, M}}, {{K, N}}}, t, t);
+    compare_op(std::string(name) + " A B^T", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1].t()); },
+               {{{M, K}}, {{N, K}}}, t, t);
+    compare_op(std::string(name) + " A^T B^T", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
+               {{{K, M}}, {{N, K}}}, t, t);
+    // Neither index contiguous: copied to row-major first. A row slice of an aligned matrix: ld kept,
+    // start misaligned (the vector loads must switch off).
+    compare_op(std::string(name) + " strided both ways",
+               [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 0, 2 * M, 2).slice(1, 0, 2 * K, 2), v[1]); },
+               {{{2 * M, 2 * K}}, {{K, N}}}, t, t);
+    compare_op(std::string(name) + " misaligned start",
+               [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 1, M + 1), v[1].slice(1, 3, N + 3)); },
+               {{{M + 1, K}}, {{K, N + 3}}}, t, t);
+  });
+}
+
+TEST(CudaGemm, BatchesBroadcastAndVectors) {
+  REQUIRE_GPU();
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    const Tolerance t = tol_for(path, 96);
+    compare_op(std::string(name) + " batched", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+               {{{6, 70, 96}}, {{6, 96, 80}}}, t, t);
+    compare_op(std::string(name) + " broadcast batch",
+               [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{3, 1, 65, 96}}, {{4, 96, 66}}}, t, t);
+    compare_op(std::string(name) + " many small (the fusion's shape)",
+               [](const std::vector<Tensor>& v) { return matmul(v[0].transpose(1, 2), v[1]); },
+               {{{64, 16, 32}}, {{64, 16, 64}}}, tol_for(path, 64), tol_for(path, 64));
+    compare_op(std::string(name) + " vector @ matrix", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+               {{{96}}, {{96, 33}}}, t, t);
+    compare_op(std::string(name) + " matrix @ vector", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+               {{{33, 96}}, {{96}}}, t, t);
+    compare_op(std::string(name) + " linear with bias",
+               [](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); }, {{{4, 16, 96}}, {{128, 96}}, {{128}}},
+               t, tol_for(path, 64));
+  });
+}
+
+TEST(CudaGemm, RawSgemmWithLeadingDimensions) {
+  REQUIRE_GPU();
+  // C [M, N] inside a wider buffer (ldc > N): the columns beyond N must stay untouched.
+  const int64_t M = 37, N = 45, K = 29, lda = 32, ldb = 48, ldc = 52;
+  Generator gen(8);
+  const Tensor A = rand({M, lda}, {}, &gen, -2, 2), B = rand({K, ldb}, {}, &gen, -2, 2);
+  const Tensor ref = matmul(A.narrow(1, 0, K), B.narrow(1, 0, N));
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    SCOPED_TRACE(name);
+    const Tensor a = A.to(kGpu), b = B.to(kGpu);
+    Tensor c = full({M, ldc}, 7.0, {.device = kGpu});
+    cuda::sgemm(path, M, N, K, static_cast<const float*>(a.raw_data()), lda, static_cast<const float*>(b.raw_data()),
+                ldb, static_cast<float*>(c.raw_data()), ldc, 0);
+    const Tolerance t = tol_for(path, K);
+    EXPECT_CLOSE(c.narrow(1, 0, N), ref, t.atol, t.rtol);
+    EXPECT_EQ(c.narrow(1, N, ldc - N).values<float>(), std::vector<float>(M * (ldc - N), 7.0f));
+  });
+}
+
+TEST(CudaGemm, EmptyInnerDimensionGivesZeros) {
+  REQUIRE_GPU();
+  const Tensor a = zeros({3, 0}, {.device = kGpu}), b = zeros({0, 4}, {.device = kGpu});
+  EXPECT_EQ(matmul(a, b).values<float>(), std::vector<float>(12, 0.0f));
+}
