@@ -2,6 +2,7 @@
 
 #include "autograd/error.h"
 #include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 
@@ -25,9 +26,14 @@ void no_cuda_kernel(const char* op, const Tensor& t) {
 }
 
 Tensor scalar_like(double value, const Tensor& t) {
-  Tensor s = Tensor::empty({}, t.dtype(), Device::cpu());
-  cpu::fill(s, value);
-  return t.device().is_cpu() ? s : s.to(t.device());
+  // Filled where it is used: on a GPU a one-element fill kernel, not a host-to-device copy (which would
+  // wait for the device every time an op takes a scalar).
+  Tensor s = Tensor::empty({}, t.dtype(), t.device());
+  switch (t.device().type) {
+    case DeviceType::CPU: cpu::fill(s, value); break;
+    case DeviceType::CUDA: cuda::fill(s, value); break;
+  }
+  return s;
 }
 
 }  // namespace minidl
