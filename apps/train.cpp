@@ -72,8 +72,11 @@ int main(int argc, char** argv) {
         preset = value();
       else if (a == "--config")
         config_file = value();
-      else if (a == "--set")
+      else if (a == "--set") {
+        // One or more key=value assignments, up to the next option.
         sets.push_back(value());
+        while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) sets.push_back(argv[++i]);
+      }
       else if (a == "--device")
         sets.push_back("device=\"" + value() + "\"");
       else if (a == "--seed")
@@ -130,10 +133,11 @@ int main(int argc, char** argv) {
     const auto records = trainer.run(
         [&](const Progress& p) {
           char line[256];
-          std::snprintf(line, sizeof line, "epoch %lld/%lld  step %lld/%lld  loss %.4f  lr %.2e  %.0f clips/s  ETA %s",
+          std::snprintf(line, sizeof line,
+                        "epoch %lld/%lld  step %lld/%lld  loss %.4f  CCC V %.3f A %.3f  lr %.2e  %.0f clips/s  ETA %s",
                         static_cast<long long>(p.epoch + 1), static_cast<long long>(p.epochs),
-                        static_cast<long long>(p.batch), static_cast<long long>(p.batches), p.loss, p.lr, p.clips_per_s,
-                        clock_str(p.eta_s).c_str());
+                        static_cast<long long>(p.batch), static_cast<long long>(p.batches), p.loss, p.ccc_valence,
+                        p.ccc_arousal, p.lr, p.clips_per_s, clock_str(p.eta_s).c_str());
           if (terminal) {
             const int width = 24, done = static_cast<int>(width * p.batch / std::max<int64_t>(1, p.batches));
             std::fprintf(stderr, "\r[%s%s] %s   ", std::string(done, '#').c_str(),

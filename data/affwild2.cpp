@@ -90,6 +90,38 @@ VideoRecord read_video(const AffWild2Layout& layout, const VideoFiles& files) {
 
 }  // namespace
 
+VideoRecord read_video_folder(const std::string& frames_dir, const std::string& wav_path, double fps,
+                              const std::string& timestamps_path) {
+  MINIDL_CHECK(std::isfinite(fps) && fps > 0, "read_video_folder: fps must be positive, got ", fps);
+  std::error_code ec;
+  MINIDL_CHECK(fs::is_directory(frames_dir, ec), "read_video_folder: the frames folder ", frames_dir,
+               " does not exist");
+  MINIDL_CHECK(wav_path.empty() || fs::is_regular_file(wav_path, ec), "read_video_folder: the audio file ", wav_path,
+               " does not exist");
+  VideoRecord v;
+  v.name = fs::path(frames_dir).lexically_normal().filename().string();
+  if (v.name.empty()) v.name = fs::path(frames_dir).lexically_normal().parent_path().filename().string();
+  v.frames_dir = frames_dir;
+  v.wav_path = wav_path;
+  v.fps = fps;
+  int64_t n = 0;
+  for (const auto& e : fs::directory_iterator(frames_dir, ec)) {
+    const std::string stem = e.path().stem().string();
+    if (e.path().extension() == ".jpg" && !stem.empty() && stem.size() <= 9 &&
+        stem.find_first_not_of("0123456789") == std::string::npos)
+      n = std::max<int64_t>(n, std::stoll(stem));
+  }
+  if (!timestamps_path.empty()) {
+    v.frame_time_ms = parse_timestamps(detail::read_text_file(timestamps_path), timestamps_path);
+    n = static_cast<int64_t>(v.frame_time_ms.size());
+  }
+  MINIDL_CHECK(n > 0, "read_video_folder: ", frames_dir, " holds no frames named like 00001.jpg");
+  v.valence.assign(static_cast<size_t>(n), kNotAnnotated);
+  v.arousal.assign(static_cast<size_t>(n), kNotAnnotated);
+  v.has_image = detail::scan_frame_images(v.frames_dir, v.frame_pattern, n);
+  return v;
+}
+
 std::string audio_base_name(const std::string& video) {
   for (const std::string_view suffix : {std::string_view("_left"), std::string_view("_right")})
     if (video.size() > suffix.size() && video.ends_with(suffix)) return video.substr(0, video.size() - suffix.size());

@@ -32,6 +32,14 @@ struct AffWild2Layout {
 // Reads the split's videos, sorted by name. A missing root or split folder is an error naming it.
 Dataset read_affwild2(const AffWild2Layout& layout);
 
+// One video outside any split, for prediction (apps/predict): a folder of frames named like 00001.jpg
+// (1-based; gaps are frames without a face), an optional wav ("" = none: the model hears silence) and
+// an optional timestamps file ("" = frames 1 / fps apart). The video is as long as the highest frame
+// number, or as the timestamps file when there is one; no frame is annotated. A missing folder or file,
+// or a folder without frames, is a minidl::Error naming it.
+VideoRecord read_video_folder(const std::string& frames_dir, const std::string& wav_path, double fps = 30.0,
+                              const std::string& timestamps_path = "");
+
 // Parses one annotation file's text (for tests and tools): per-frame valence and arousal.
 void parse_abaw_annotations(const std::string& text, const std::string& name, std::vector<float>& valence,
                             std::vector<float>& arousal);

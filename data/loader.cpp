@@ -53,7 +53,7 @@ double unit(uint64_t seed, uint32_t domain, uint64_t a, uint64_t b) {
   return philox::to_unit_double(blk.v[0], blk.v[1]);
 }
 
-constexpr uint32_t kShuffleDomain = 1, kAugmentDomain = 2;
+constexpr uint32_t kShuffleDomain = 1, kAugmentDomain = 2, kNoiseDomain = 3;
 
 }  // namespace
 
@@ -235,9 +235,26 @@ struct Loader::Impl {
       const int64_t s = span.first + shift + i;
       if (s >= 0 && s < static_cast<int64_t>(track->size())) samples[i] = (*track)[s];
     }
+    if (std::isfinite(config.audio_snr_db)) add_noise(samples, position, c);
     const std::vector<float> image = mel.compute(samples.data(), clip_samples);
     const int64_t M = config.mel.n_mels;
     std::copy(image.begin(), image.end(), batch.audio.data<float>() + (b * L + c) * M * mel_frames);
+  }
+
+  // White Gaussian noise at config.audio_snr_db below the clip's own power (evaluation under noise), drawn
+  // from (seed, position, clip) so every run hears the same noise. A silent clip stays silent.
+  void add_noise(std::vector<float>& samples, int64_t position, int clip) const {
+    double power = 0;
+    for (float s : samples) power += static_cast<double>(s) * s / static_cast<double>(samples.size());
+    if (power <= 0) return;
+    const double sigma = std::sqrt(power / std::pow(10.0, config.audio_snr_db / 10.0));
+    const uint64_t where = static_cast<uint64_t>(position * config.windows.clips + clip);
+    for (size_t i = 0; i < samples.size(); i += 2) {
+      const double u1 = unit(config.seed, kNoiseDomain, where, i), u2 = unit(config.seed, kNoiseDomain, where, i + 1);
+      const double r = std::sqrt(-2.0 * std::log(1.0 - u1)), t = 6.283185307179586 * u2;
+      samples[i] += static_cast<float>(sigma * r * std::cos(t));
+      if (i + 1 < samples.size()) samples[i + 1] += static_cast<float>(sigma * r * std::sin(t));
+    }
   }
 
   // The side x side square at (x0, y0) of an S x S RGB frame, resized back to S x S, mirrored if asked.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,7 @@ struct LoaderConfig {
   bool flip = false;              // training only: mirror a clip left-right with probability 1/2
   float crop = 1.0f;              // training only, in (0, 1]: below 1, each clip shows a random square of side
                                   // U[crop, 1] times the frame's, resized back to image_size
+  double audio_snr_db = INFINITY;  // evaluation under noise: white noise this many dB below each clip's power
   Device device = Device::cpu();  // where batches are delivered: workers copy them there, off the
                                   // consumer's thread (a GPU needs the CUDA backend)
   bool skip_bad_files = false;    // a corrupt frame or wav: error naming it (false) or a counted warning,

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 
 #include "autograd/error.h"
 #include "autograd/grad_mode.h"
+#include "data/logmel.h"
 #include "models/emotion_model.h"
 
 namespace minidl::models {
@@ -127,6 +130,82 @@ Scores evaluate_model(EmotionModel& model, const data::Dataset& dataset, data::L
   }
   model.train(was_training);
   return s.compute();
+}
+
+Condition parse_condition(const std::string& text) {
+  Condition c;
+  c.name = text;
+  auto number = [&](size_t from) {
+    const std::string v = text.substr(from);
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    MINIDL_CHECK(!v.empty() && end == v.c_str() + v.size() && std::isfinite(x), "condition '", text, "': '", v,
+                 "' is not a number");
+    return x;
+  };
+  if (text == "clean") {
+    c.kind = Condition::Kind::Clean;
+  } else if (text == "no_audio") {
+    c.kind = Condition::Kind::NoAudio;
+  } else if (text == "no_video") {
+    c.kind = Condition::Kind::NoVideo;
+  } else if (text.rfind("snr:", 0) == 0) {
+    c.kind = Condition::Kind::Snr;
+    c.value = number(4);
+  } else if (text.rfind("occlusion:", 0) == 0) {
+    c.kind = Condition::Kind::Occlusion;
+    c.value = number(10);
+    MINIDL_CHECK(c.value > 0 && c.value <= 1, "condition '", text, "': the occluded fraction must lie in (0, 1]");
+  } else {
+    fail("unknown condition '", text, "' (clean, no_audio, no_video, snr:DB, occlusion:FRACTION)");
+  }
+  return c;
+}
+
+Scores evaluate_condition(EmotionModel& model, const data::Dataset& dataset, data::LoaderConfig loader, Device device,
+                          const Condition& condition, Scorer* scorer) {
+  std::function<void(data::Batch&)> transform;
+  switch (condition.kind) {
+    case Condition::Kind::Clean: break;
+    case Condition::Kind::NoAudio: {
+      // The log-mel image of digital silence: what a clip without any audio looks like to the model.
+      const data::LogMel mel(loader.mel);
+      const std::vector<float> zeros(static_cast<size_t>(loader.mel.n_fft) * 2, 0.0f);
+      const float silence = mel.compute(zeros.data(), static_cast<int64_t>(zeros.size()))[0];
+      transform = [silence](data::Batch& b) { b.audio.fill_(silence); };
+      break;
+    }
+    case Condition::Kind::NoVideo:
+      transform = [](data::Batch& b) { b.video.zero_(); };  // normalised 0 is the data set's mean colour
+      break;
+    case Condition::Kind::Snr: loader.audio_snr_db = condition.value; break;
+    case Condition::Kind::Occlusion: {
+      const double area = condition.value;
+      transform = [area](data::Batch& b) {
+        const int64_t S = b.video.size(-1), side = std::llround(static_cast<double>(S) * std::sqrt(area));
+        const int64_t lo = (S - side) / 2;
+        b.video.narrow(-1, lo, side).narrow(-2, lo, side).zero_();
+      };
+      break;
+    }
+  }
+  return evaluate_model(model, dataset, loader, device, transform, scorer);
+}
+
+FramePredictions predict_video(EmotionModel& model, const data::VideoRecord& video, data::LoaderConfig loader,
+                               Device device, bool smooth) {
+  data::Dataset ds;
+  ds.videos.push_back(video);
+  Scorer scorer(ds);
+  evaluate_model(model, ds, loader, device, nullptr, &scorer);
+  FramePredictions p;
+  p.valence.assign(scorer.valence()[0].begin(), scorer.valence()[0].end());
+  p.arousal.assign(scorer.arousal()[0].begin(), scorer.arousal()[0].end());
+  if (smooth) {
+    p.valence = moving_average(p.valence, 20);
+    p.arousal = moving_average(p.arousal, 50);
+  }
+  return p;
 }
 
 nlohmann::json Scores::to_json() const {

@@ -63,4 +63,27 @@ class EmotionModel;
 Scores evaluate_model(EmotionModel& model, const data::Dataset& dataset, data::LoaderConfig loader, Device device,
                       const std::function<void(data::Batch&)>& transform = nullptr, Scorer* scorer = nullptr);
 
+// A test-time condition (apps/evaluate): how the inputs are degraded before the model sees them.
+struct Condition {
+  enum class Kind { Clean, NoAudio, NoVideo, Snr, Occlusion };
+  Kind kind = Kind::Clean;
+  double value = 0;  // Snr: noise this many dB below each clip's power; Occlusion: fraction of the frame covered
+  std::string name;  // as written: "clean", "no_audio", "no_video", "snr:10", "occlusion:0.5"
+};
+// "clean"; "no_audio" (every clip hears silence); "no_video" (every frame is the data set's mean colour);
+// "snr:DB" (white noise DB below each clip's power); "occlusion:F" (a square covering the fraction F of
+// every frame's area, in its middle). Anything else is a minidl::Error naming the text and the forms.
+Condition parse_condition(const std::string& text);
+// evaluate_model under `condition`.
+Scores evaluate_condition(EmotionModel& model, const data::Dataset& dataset, data::LoaderConfig loader, Device device,
+                          const Condition& condition, Scorer* scorer = nullptr);
+
+// Per-frame predictions for one video (apps/predict): clipped to [-1, 1], and smoothed as in scoring
+// (20 frames valence, 50 arousal) when `smooth`.
+struct FramePredictions {
+  std::vector<double> valence, arousal;
+};
+FramePredictions predict_video(EmotionModel& model, const data::VideoRecord& video, data::LoaderConfig loader,
+                               Device device, bool smooth = true);
+
 }  // namespace minidl::models

@@ -1,5 +1,7 @@
 #include "models/trainer.h"
 
+#include <array>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -38,6 +40,7 @@ void check_train_config(const TrainConfig& c) {
   MINIDL_CHECK(c.schedule == "constant" || c.schedule == "step" || c.schedule == "cosine" || c.schedule == "plateau",
                "train config: schedule must be constant, step, cosine or plateau, got \"", c.schedule, "\"");
   MINIDL_CHECK(c.workers >= 0, "train config: workers must be 0 or more, got ", c.workers);
+  MINIDL_CHECK(c.crop > 0 && c.crop <= 1, "train config: crop must lie in (0, 1], got ", c.crop);
   MINIDL_CHECK(!c.out.empty(), "train config: out (the run folder) must not be empty");
   parse_device(c.device);
 }
@@ -62,6 +65,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"gamma", c.gamma},
           {"grad_clip", c.grad_clip},
           {"augment", c.augment},
+          {"flip", c.flip},
+          {"crop", c.crop},
           {"workers", c.workers},
           {"seed", c.seed},
           {"device", c.device},
@@ -111,6 +116,8 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "gamma", c.gamma);
   read(j, "grad_clip", c.grad_clip);
   read(j, "augment", c.augment);
+  read(j, "flip", c.flip);
+  read(j, "crop", c.crop);
   read(j, "workers", c.workers);
   read(j, "seed", c.seed);
   read(j, "device", c.device);
@@ -161,6 +168,7 @@ struct Trainer::Impl {
   int64_t epoch = 0, batch = 0, step = 0;
   double best = -std::numeric_limits<double>::infinity();
   double loss_sum = 0, lr_now = 0;
+  std::array<double, 2> ccc_sum{0, 0};  // the epoch's batch CCCs so far (valence, arousal), for progress
   int64_t loss_count = 0;
   bool signalled = false;
   std::vector<EpochRecord> records;
@@ -180,6 +188,8 @@ struct Trainer::Impl {
     l.seed = config.seed;
     l.evaluation = evaluation;
     l.augment = config.augment && !evaluation;
+    l.flip = config.flip && !evaluation;
+    l.crop = evaluation ? 1.0f : static_cast<float>(config.crop);
     l.device = device;
     return l;
   }
@@ -218,6 +228,7 @@ struct Trainer::Impl {
     s.emplace_back("trainer.best", f64(best));
     s.emplace_back("trainer.loss_sum", f64(loss_sum));
     s.emplace_back("trainer.loss_count", i64(loss_count));
+    s.emplace_back("trainer.ccc_sum", from_vector(std::vector<double>{ccc_sum[0], ccc_sum[1]}, {}, {.dtype = kFloat64}));
     s.emplace_back("rng.model_offset", i64(static_cast<int64_t>(model_gen.offset())));
     return s;
   }
@@ -284,11 +295,9 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
     d.optimizer = std::make_unique<optim::SGD>(
         trainable, c.lr, optim::SgdOptions{.momentum = c.momentum, .weight_decay = c.weight_decay});
   else if (c.optimizer == "adam")
-    d.optimizer = std::make_unique<optim::Adam>(trainable, c.lr,
-                                                optim::AdamOptions{.weight_decay = c.weight_decay});
+    d.optimizer = std::make_unique<optim::Adam>(trainable, c.lr, optim::AdamOptions{.weight_decay = c.weight_decay});
   else
-    d.optimizer = std::make_unique<optim::AdamW>(trainable, c.lr,
-                                                 optim::AdamOptions{.weight_decay = c.weight_decay});
+    d.optimizer = std::make_unique<optim::AdamW>(trainable, c.lr, optim::AdamOptions{.weight_decay = c.weight_decay});
   if (c.schedule == "plateau") d.plateau = std::make_unique<optim::ReduceOnPlateau>(true, c.gamma, 2);
   d.train_loader = std::make_unique<data::Loader>(d.train_set, d.loader_config(false));
   MINIDL_CHECK(d.train_loader->batches() > 0, "train: ", d.data_root, " has no training windows of ", c.model.clips,
@@ -315,6 +324,8 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
     d.best = scalar_of(state, "trainer.best", state_file).item();
     d.loss_sum = scalar_of(state, "trainer.loss_sum", state_file).item();
     d.loss_count = static_cast<int64_t>(scalar_of(state, "trainer.loss_count", state_file).item());
+    for (const auto& [n, t] : state)  // absent from checkpoints written before it was kept: progress only
+      if (n == "trainer.ccc_sum" && t.numel() == 2) d.ccc_sum = {t.values<double>()[0], t.values<double>()[1]};
     d.model_gen.set_state(d.config.seed,
                           static_cast<uint64_t>(scalar_of(state, "rng.model_offset", state_file).values<int64_t>()[0]));
     // The records of the epochs already done, for the learning curve.
@@ -361,17 +372,23 @@ double Trainer::train_step() {
   d.lr_now = d.lr_for(d.step);
   d.optimizer->set_lr(d.lr_now);
   const Tensor pred = (*d.model)(b.video, b.audio);
-  const Tensor loss = ccc_loss(pred, b.labels, b.mask);
+  const Tensor ccc_va = ccc(pred, b.labels, b.mask);
+  const Tensor loss = sum(sub(1.0, ccc_va));  // ccc_loss, keeping the two CCCs for the progress line
   d.optimizer->zero_grad();
   loss.backward();
   // A non-finite gradient (an exploding step) is not applied: the step is skipped, and said so.
   const double norm = optim::clip_grad_norm(d.optimizer->params(), d.config.grad_clip > 0 ? d.config.grad_clip : 1e300);
-  if (std::isfinite(norm)) d.optimizer->step();
-  else d.say("step " + std::to_string(d.step + 1) + ": the gradient is not finite; this step is skipped");
+  if (std::isfinite(norm))
+    d.optimizer->step();
+  else
+    d.say("step " + std::to_string(d.step + 1) + ": the gradient is not finite; this step is skipped");
   ++d.step;
   ++d.batch;
   const double value = loss.item();
+  const std::vector<double> cv = ccc_va.values<double>();
   d.loss_sum += value;
+  d.ccc_sum[0] += cv[0];
+  d.ccc_sum[1] += cv[1];
   ++d.loss_count;
   return value;
 }
@@ -434,6 +451,8 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
         p.batches = per_epoch;
         p.step = d.step;
         p.loss = d.loss_sum / std::max<int64_t>(1, d.loss_count);
+        p.ccc_valence = d.ccc_sum[0] / std::max<int64_t>(1, d.loss_count);
+        p.ccc_arousal = d.ccc_sum[1] / std::max<int64_t>(1, d.loss_count);
         p.lr = d.lr_now;
         p.elapsed_s = elapsed();
         const double rate = (d.step - first_step) / std::max(1e-9, p.elapsed_s);
@@ -447,6 +466,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
     EpochRecord r;
     r.epoch = d.epoch + 1;
     r.train_loss = d.loss_sum / std::max<int64_t>(1, d.loss_count);
+    r.train_ccc = {d.ccc_sum[0] / std::max<int64_t>(1, d.loss_count), d.ccc_sum[1] / std::max<int64_t>(1, d.loss_count)};
     r.lr = d.lr_now;
     r.validation = evaluate("Validation_Set");
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
@@ -454,6 +474,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
     {
       std::ofstream metrics(d.run_file("metrics.jsonl"), std::ios::app);
       metrics << nlohmann::json{{"epoch", r.epoch}, {"train_loss", r.train_loss},
+                                {"train_ccc", {{"valence", r.train_ccc[0]}, {"arousal", r.train_ccc[1]}}},
                                 {"lr", r.lr},       {"seconds", r.seconds},
                                 {"step", d.step},   {"validation", r.validation.to_json()}}
                      .dump()
@@ -472,6 +493,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
           ", arousal " + std::to_string(r.validation.arousal) + " (smoothed " +
           std::to_string(r.validation.valence_smoothed) + ", " + std::to_string(r.validation.arousal_smoothed) + ")");
     d.loss_sum = 0;
+    d.ccc_sum = {0, 0};
     d.loss_count = 0;
     if (!out_of_budget) {
       ++d.epoch;
@@ -482,6 +504,23 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
   }
   return d.records;
 }
+
+std::unique_ptr<EmotionModel> load_run_model(const std::string& run_dir, const std::string& which,
+                                             TrainConfig* config) {
+  const fs::path dir(run_dir), config_file = dir / "config.json";
+  const auto bytes = data::read_file(config_file.string(), "load_run_model");
+  const nlohmann::json j = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()), nullptr, false);
+  MINIDL_CHECK(!j.is_discarded(), "load_run_model: ", config_file.string(), " is not valid JSON");
+  const TrainConfig c = train_config_from_json(j, TrainConfig{});
+  const std::string weights = which == "best" || which == "last" ? (dir / (which + ".safetensors")).string() : which;
+  auto model = std::make_unique<EmotionModel>(c.model);
+  load(*model, weights);  // an error names every missing, unexpected or mis-shaped tensor
+  model->eval();
+  if (config) *config = c;
+  return model;
+}
+
+std::string run_data_root(const TrainConfig& c) { return c.data.empty() ? c.data_cache : c.data; }
 
 std::string learning_curve_svg(const std::vector<EpochRecord>& records, const std::string& title) {
   const int W = 720, H = 420, left = 60, right = 20, top = 40, mid = 210, bottom = 380;

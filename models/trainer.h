@@ -12,6 +12,7 @@
 // computes exactly the losses an uninterrupted one would (on the CPU, bit for bit).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,8 @@ struct TrainConfig {
   double gamma = 0.5;               // step and plateau: the decay factor
   double grad_clip = 5.0;           // global-norm clipping; <= 0 turns it off
   bool augment = true;              // brightness / contrast per clip while training
+  bool flip = false;                // training: mirror a clip left-right with probability 1/2
+  double crop = 1.0;                // training, in (0, 1]: random square crops of side U[crop, 1], resized back
   int workers = 2;                  // loader threads
   uint64_t seed = 1;                // model init, dropout, shuffling, augmentation
   std::string device = "cpu";       // cpu or cuda[:N]
@@ -63,6 +66,7 @@ struct Progress {
   int64_t batch = 0, batches = 0;  // within the epoch
   int64_t step = 0;                // optimiser steps so far
   double loss = 0;                 // running mean of the epoch's training loss
+  double ccc_valence = 0, ccc_arousal = 0;  // running means of the epoch's batch CCCs
   double lr = 0;
   double clips_per_s = 0;
   double elapsed_s = 0, eta_s = 0;
@@ -71,6 +75,7 @@ struct Progress {
 struct EpochRecord {
   int64_t epoch = 0;
   double train_loss = 0, lr = 0, seconds = 0;
+  std::array<double, 2> train_ccc{0, 0};  // mean batch CCC over the epoch: valence, arousal
   Scores validation;
 };
 
@@ -104,6 +109,16 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+class EmotionModel;
+
+// The model of a finished (or running) training run: its config.json and the weights of `which`
+// ("best", "last", or a path to a .safetensors file). The config is returned through `config` if given.
+std::unique_ptr<EmotionModel> load_run_model(const std::string& run_dir, const std::string& which = "best",
+                                             TrainConfig* config = nullptr);
+
+// The data set root a run trained on (its `data`, or its SynthAV cache).
+std::string run_data_root(const TrainConfig& config);
 
 // The learning-curve picture: training loss and validation CCC (valence, arousal) per epoch, as SVG.
 std::string learning_curve_svg(const std::vector<EpochRecord>& records, const std::string& title);
