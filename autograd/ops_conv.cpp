@@ -15,6 +15,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/conv.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -33,7 +34,7 @@ std::vector<int64_t> per_dim(const Tensor& x, const Tensor& w, const char* what,
 }
 
 // Checks everything and fills the kernel's geometry.
-cpu::ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const std::vector<int64_t>& stride_in,
+ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const std::vector<int64_t>& stride_in,
                     const std::vector<int64_t>& padding_in, const std::vector<int64_t>& dilation_in, int64_t groups) {
   check_float("conv", x);
   check_defined("conv", w, "weight");
@@ -59,7 +60,7 @@ cpu::ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                  bias.meta_str());
   }
 
-  cpu::ConvShape s;
+  ConvShape s;
   s.batch = x.size(0);
   s.in_channels = cin;
   s.out_channels = cout;
@@ -97,7 +98,7 @@ cpu::ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   return s;
 }
 
-Shape output_shape(const cpu::ConvShape& s, int64_t rank) {
+Shape output_shape(const ConvShape& s, int64_t rank) {
   Shape out{s.batch, s.out_channels};
   for (int64_t d = 3 - rank; d < 3; ++d) out.push_back(s.out[d]);
   return out;
@@ -107,7 +108,7 @@ Shape output_shape(const cpu::ConvShape& s, int64_t rank) {
 
 Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std::vector<int64_t>& stride,
             const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
-  const cpu::ConvShape s = plan(x, weight, bias, stride, padding, dilation, groups);
+  const ConvShape s = plan(x, weight, bias, stride, padding, dilation, groups);
   const int64_t rank = x.dim() - 2;
   const Shape out_shape = output_shape(s, rank);
   check_shape("conv", out_shape, static_cast<int64_t>(dtype_size(x.dtype())));
@@ -118,7 +119,7 @@ Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std
   Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::conv_forward(xc, wc, bc, s, out); break;
-    case DeviceType::CUDA: no_cuda_kernel("conv", x);
+    case DeviceType::CUDA: cuda::conv_forward(xc, wc, bc, s, out); break;
   }
   if (needs_grad(x, weight, bias)) {
     const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
@@ -135,7 +136,7 @@ Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std
       const Tensor gb = rb ? Tensor::empty({s.out_channels}, gc.dtype(), gc.device()) : Tensor();
       switch (gc.device().type) {
         case DeviceType::CPU: cpu::conv_backward(xs, ws, gc, s, gx, gw, gb); break;
-        case DeviceType::CUDA: no_cuda_kernel("conv backward", gc);
+        case DeviceType::CUDA: cuda::conv_backward(xs, ws, gc, s, gx, gw, gb); break;
       }
       std::vector<Tensor> grads{gx, gw};
       if (has_bias) grads.push_back(gb);

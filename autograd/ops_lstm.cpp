@@ -16,6 +16,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/lstm.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -83,7 +84,9 @@ LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const
     case DeviceType::CPU:
       cpu::lstm_forward(xc, h0c, c0c, w_ih, w_hh, b_ih, b_hh, reverse, r.output, r.h, r.c, gates, cells);
       break;
-    case DeviceType::CUDA: no_cuda_kernel(kOp, x);
+    case DeviceType::CUDA:
+      cuda::lstm_forward(xc, h0c, c0c, w_ih, w_hh, b_ih, b_hh, reverse, r.output, r.h, r.c, gates, cells);
+      break;
   }
 
   if (needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)) {
@@ -110,7 +113,11 @@ LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const
                              swi.defined() ? swi.get(kOp) : Tensor(), wh, sout.get(kOp), gt, scells.get(kOp), reverse,
                              incoming(g[0]), incoming(g[1]), incoming(g[2]), gx, gh0, gc0, gwi, gwh, gb);
           break;
-        case DeviceType::CUDA: no_cuda_kernel(kOp, gt);
+        case DeviceType::CUDA:
+          cuda::lstm_backward(sx.defined() ? sx.get(kOp) : Tensor(), sh0.get(kOp), sc0.get(kOp),
+                              swi.defined() ? swi.get(kOp) : Tensor(), wh, sout.get(kOp), gt, scells.get(kOp), reverse,
+                              incoming(g[0]), incoming(g[1]), incoming(g[2]), gx, gh0, gc0, gwi, gwh, gb);
+          break;
       }
       // Both biases get the same gradient; each leaf gets its own tensor.
       return std::vector<Tensor>{gx, gh0, gc0, gwi, gwh, rbi ? gb : Tensor(), rbh ? (rbi ? gb.clone() : gb) : Tensor()};

@@ -1,7 +1,7 @@
 // Front ends of max_pool, avg_pool and adaptive_avg_pool over the trailing 1-3 dims of x [B, C, *spatial].
-// Kernels: cpu/pool.cpp (declared in cpu/conv.h), and cuda/pool.cu.
+// Kernels: cpu/pool.cpp (declared in cpu/conv.h) and cuda/pool.cu.
 //
-// The front end turns the arguments into a table of clipped input windows per spatial dim (cpu::PoolDim);
+// The front end turns the arguments into a table of clipped input windows per spatial dim (PoolDim);
 // the three ops then differ only in what they do with a window. Backward rules:
 //   max_pool:           the gradient of each output goes to the first maximum of its window, whose position
 //                       the forward saved (int64 indices); x itself is not kept
@@ -14,12 +14,13 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/conv.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
 
 struct PoolPlan {
-  cpu::PoolShape s;
+  PoolShape s;
   Shape out_shape;
 };
 
@@ -67,7 +68,7 @@ PoolPlan window_plan(const char* op, const Tensor& x, const std::vector<int64_t>
     MINIDL_CHECK(out >= 1, where, ", stride ", shape_str(stride), ", padding ", shape_str(padding), ": spatial dim ", d,
                  " has output size ", out, " (", in, " + 2*", pad, " - ", k, ") / ", st,
                  " + 1 < 1: the kernel is larger than the padded input");
-    p.s.dims[3 - rank + d] = cpu::pool_windows(in, k, st, pad, out);
+    p.s.dims[3 - rank + d] = pool_windows(in, k, st, pad, out);
     p.out_shape.push_back(out);
   }
   return p;
@@ -89,7 +90,7 @@ PoolPlan adaptive_plan(const char* op, const Tensor& x, const std::vector<int64_
   for (int64_t d = 0; d < rank; ++d) {
     // The cell edges compute (o + 1) in.
     checked_mul(op, output_size[d] + 1, x.size(d + 2));
-    p.s.dims[3 - rank + d] = cpu::adaptive_pool_windows(x.size(d + 2), output_size[d]);
+    p.s.dims[3 - rank + d] = adaptive_pool_windows(x.size(d + 2), output_size[d]);
   }
   return p;
 }
@@ -100,17 +101,17 @@ Tensor average(const char* op, const Tensor& x, const PoolPlan& p, int64_t divis
   Tensor out = Tensor::empty(p.out_shape, x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::avg_pool_forward(xc, p.s, divisor, out); break;
-    case DeviceType::CUDA: no_cuda_kernel(op, x);
+    case DeviceType::CUDA: cuda::avg_pool_forward(xc, p.s, divisor, out); break;
   }
   if (needs_grad(x)) {
-    const cpu::PoolShape s = p.s;
+    const PoolShape s = p.s;
     const Shape in_shape = x.shape();
     record(out, op, {x}, [s, in_shape, divisor, op](const Tensor& g) {
       const Tensor gc = g.contiguous();
       Tensor gx = Tensor::empty(in_shape, gc.dtype(), gc.device());
       switch (gc.device().type) {
         case DeviceType::CPU: cpu::avg_pool_backward(gc, s, divisor, gx); break;
-        case DeviceType::CUDA: no_cuda_kernel(op, gc);
+        case DeviceType::CUDA: cuda::avg_pool_backward(gc, s, divisor, gx); break;
       }
       return std::vector<Tensor>{gx};
     });
@@ -128,18 +129,18 @@ Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::
   const Tensor indices = Tensor::empty(p.out_shape, kInt64, x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::max_pool_forward(xc, p.s, out, indices); break;
-    case DeviceType::CUDA: no_cuda_kernel("max_pool", x);
+    case DeviceType::CUDA: cuda::max_pool_forward(xc, p.s, out, indices); break;
   }
   if (needs_grad(x)) {
     const SavedTensor si(indices);
-    const cpu::PoolShape s = p.s;
+    const PoolShape s = p.s;
     const Shape in_shape = x.shape();
     record(out, "max_pool", {x}, [si, s, in_shape](const Tensor& g) {
       const Tensor gc = g.contiguous();
       Tensor gx = Tensor::empty(in_shape, gc.dtype(), gc.device());
       switch (gc.device().type) {
         case DeviceType::CPU: cpu::max_pool_backward(gc, si.get("max_pool"), s, gx); break;
-        case DeviceType::CUDA: no_cuda_kernel("max_pool backward", gc);
+        case DeviceType::CUDA: cuda::max_pool_backward(gc, si.get("max_pool"), s, gx); break;
       }
       return std::vector<Tensor>{gx};
     });

@@ -1,8 +1,7 @@
 // CPU kernels of convolution (cpu/conv.cpp) and pooling (cpu/pool.cpp): the reference the CUDA kernels are
 // tested against. Front ends: autograd/ops_conv.cpp and autograd/ops_pool.cpp.
 //
-// Both families always work on 3 spatial dims: a 1-D or 2-D problem is the 3-D one with leading spatial
-// sizes of 1 (and kernel 1, stride 1, padding 0, dilation 1 there), so one loop nest serves every rank.
+// The geometry structs (ConvShape, PoolShape) are in autograd/conv_geometry.h, shared with the CUDA kernels.
 //
 // Contract, narrower than kernels.h's: every tensor argument is contiguous (the front ends make the inputs
 // contiguous and allocate fresh outputs), because im2col and the window loops address whole planes. Floating
@@ -10,25 +9,13 @@
 // that depends only on the shapes, so results are bitwise identical with any number of OpenMP threads.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <vector>
 
+#include "autograd/conv_geometry.h"
 #include "autograd/tensor.h"
 
 namespace minidl::cpu {
-
-using Dims3 = std::array<int64_t, 3>;
-
-// ---- conv.cpp -----------------------------------------------------------------------------------
-// The geometry of one convolution, checked by the front end: x [batch, in_channels, *in], weight
-// [out_channels, in_channels / groups, *kernel], y [batch, out_channels, *out] with
-// out = floor((in + 2 padding - dilation (kernel - 1) - 1) / stride) + 1 >= 1 in each dim.
-struct ConvShape {
-  int64_t batch = 0, in_channels = 0, out_channels = 0, groups = 1;
-  Dims3 in{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1};
-  Dims3 stride{1, 1, 1}, padding{0, 0, 0}, dilation{1, 1, 1};
-};
 
 // y = conv(x, w) + bias; bias [out_channels] may be undefined (no bias). Per batch item and group,
 // y_g [C_out/G, P] = w_g [C_out/G, K] · col [K, P] with K = C_in/G prod(kernel), P = prod(out), col built by
@@ -42,27 +29,6 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
                    const Tensor& gw, const Tensor& gb);
 
 // ---- pool.cpp -----------------------------------------------------------------------------------
-// The windows along one spatial dim: output cell o reads input positions [lo[o], hi[o]), already clipped to
-// [0, in) (padding is whatever the window lost to the clipping). The default is an unused leading dim.
-struct PoolDim {
-  int64_t in = 1;
-  std::vector<int64_t> lo{0}, hi{1};
-  int64_t out() const { return static_cast<int64_t>(lo.size()); }
-};
-
-// x [planes, *in] pooled to y [planes, *out], planes = batch * channels.
-struct PoolShape {
-  int64_t planes = 0;
-  std::array<PoolDim, 3> dims;
-  int64_t in_plane() const { return dims[0].in * dims[1].in * dims[2].in; }
-  int64_t out_plane() const { return dims[0].out() * dims[1].out() * dims[2].out(); }
-};
-
-// Sliding windows: cell o covers [o stride - padding, o stride - padding + kernel), out as for conv.
-PoolDim pool_windows(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t out);
-// torch's adaptive cells: [floor(o in / out), ceil((o + 1) in / out)).
-PoolDim adaptive_pool_windows(int64_t in, int64_t out);
-
 // y = the largest value of each window; indices (int64, y's shape) = its position in the input plane,
 // d * H * W + h * W + w, the first one in row-major order on ties. NaN counts as larger than any number.
 void max_pool_forward(const Tensor& x, const PoolShape& s, const Tensor& y, const Tensor& indices);

@@ -36,7 +36,7 @@ void for_windows(const PoolShape& s, Fn&& fn) {
   int64_t o = 0;
   for (int64_t od = 0; od < D.out(); ++od)
     for (int64_t oh = 0; oh < H.out(); ++oh)
-      for (int64_t ow = 0; ow < W.out(); ++ow, ++o) fn(o, D.lo[od], D.hi[od], H.lo[oh], H.hi[oh], W.lo[ow], W.hi[ow]);
+      for (int64_t ow = 0; ow < W.out(); ++ow, ++o) fn(o, D.lo(od), D.hi(od), H.lo(oh), H.hi(oh), W.lo(ow), W.hi(ow));
 }
 
 int64_t window_divisor(int64_t divisor, int64_t d0, int64_t d1, int64_t h0, int64_t h1, int64_t w0, int64_t w1) {
@@ -132,31 +132,6 @@ void avg_backward_typed(const Tensor& gyt, const PoolShape& s, int64_t divisor, 
 }
 
 }  // namespace
-
-PoolDim pool_windows(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t out) {
-  PoolDim d;
-  d.in = in;
-  d.lo.resize(static_cast<size_t>(out));
-  d.hi.resize(static_cast<size_t>(out));
-  for (int64_t o = 0; o < out; ++o) {
-    const int64_t start = o * stride - padding;
-    d.lo[o] = std::max<int64_t>(start, 0);
-    d.hi[o] = std::min(start + kernel, in);
-  }
-  return d;
-}
-
-PoolDim adaptive_pool_windows(int64_t in, int64_t out) {
-  PoolDim d;
-  d.in = in;
-  d.lo.resize(static_cast<size_t>(out));
-  d.hi.resize(static_cast<size_t>(out));
-  for (int64_t o = 0; o < out; ++o) {
-    d.lo[o] = o * in / out;
-    d.hi[o] = ((o + 1) * in + out - 1) / out;
-  }
-  return d;
-}
 
 void max_pool_forward(const Tensor& x, const PoolShape& s, const Tensor& y, const Tensor& indices) {
   float_dispatch("max_pool", x.dtype(), [&](auto tag) { max_forward_typed<decltype(tag)>(x, s, y, indices); });

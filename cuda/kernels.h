@@ -14,8 +14,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "autograd/conv_geometry.h"
 #include "autograd/functors.h"
 #include "autograd/tensor.h"
+#include "optim/update_rules.h"
 
 namespace minidl::cuda {
 
@@ -74,5 +76,49 @@ void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, doubl
 void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
 void arange(const Tensor& out, double start, double step);
+
+// ---- conv.cu ---------------------------------------------------------------------------------------------
+// As cpu/conv.h, every tensor contiguous: y = conv(x, w) + bias (bias may be undefined), and its backward
+// (each gradient may be undefined when not wanted; so may the input only an unwanted gradient reads).
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y);
+void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const ConvShape& s, const Tensor& gx,
+                   const Tensor& gw, const Tensor& gb);
+
+// ---- pool.cu ---------------------------------------------------------------------------------------------
+// As cpu/conv.h's pooling, every tensor contiguous.
+void max_pool_forward(const Tensor& x, const PoolShape& s, const Tensor& y, const Tensor& indices);
+void max_pool_backward(const Tensor& gy, const Tensor& indices, const PoolShape& s, const Tensor& gx);
+void avg_pool_forward(const Tensor& x, const PoolShape& s, int64_t divisor, const Tensor& y);
+void avg_pool_backward(const Tensor& gy, const PoolShape& s, int64_t divisor, const Tensor& gx);
+
+// ---- norm.cu ---------------------------------------------------------------------------------------------
+// As cpu/norm.h (save_mean and save_invstd are float64).
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                        const Tensor& running_var, bool training, double momentum, double eps, const Tensor& out,
+                        const Tensor& save_mean, const Tensor& save_invstd);
+void batch_norm_backward(const Tensor& x, const Tensor& g, const Tensor& weight, const Tensor& save_mean,
+                         const Tensor& save_invstd, bool training, const Tensor& gx, const Tensor& gweight,
+                         const Tensor& gbias);
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& out,
+                        const Tensor& save_mean, const Tensor& save_invstd);
+void layer_norm_backward(const Tensor& x, const Tensor& g, const Tensor& weight, const Tensor& save_mean,
+                         const Tensor& save_invstd, const Tensor& gx, const Tensor& gweight, const Tensor& gbias);
+
+// ---- lstm.cu ---------------------------------------------------------------------------------------------
+// As cpu/lstm.h.
+void lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                  const Tensor& b_ih, const Tensor& b_hh, bool reverse, const Tensor& output, const Tensor& h,
+                  const Tensor& c, const Tensor& gates, const Tensor& cells);
+void lstm_backward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
+                   const Tensor& output, const Tensor& gates, const Tensor& cells, bool reverse, const Tensor& g_output,
+                   const Tensor& g_h, const Tensor& g_c, const Tensor& gx, const Tensor& gh0, const Tensor& gc0,
+                   const Tensor& gw_ih, const Tensor& gw_hh, const Tensor& gb);
+
+// ---- optim.cu --------------------------------------------------------------------------------------------
+// One fused kernel per parameter (contiguous float32 param, grad and moments; buf undefined without
+// momentum): the update rules of optim/update_rules.h.
+void sgd_update(const optim::SgdF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& buf);
+void adam_update(const optim::AdamF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& m,
+                 const Tensor& v);
 
 }  // namespace minidl::cuda

@@ -54,4 +54,47 @@ void normal(const Tensor&, uint64_t, uint64_t, double, double) { not_built("rand
 void bernoulli(const Tensor&, uint64_t, uint64_t, double) { not_built("bernoulli"); }
 void arange(const Tensor&, double, double) { not_built("arange"); }
 
+void conv_forward(const Tensor&, const Tensor&, const Tensor&, const ConvShape&, const Tensor&) { not_built("conv"); }
+void conv_backward(const Tensor&, const Tensor&, const Tensor&, const ConvShape&, const Tensor&, const Tensor&,
+                   const Tensor&) {
+  not_built("conv");
+}
+
+void max_pool_forward(const Tensor&, const PoolShape&, const Tensor&, const Tensor&) { not_built("max_pool"); }
+void max_pool_backward(const Tensor&, const Tensor&, const PoolShape&, const Tensor&) { not_built("max_pool"); }
+void avg_pool_forward(const Tensor&, const PoolShape&, int64_t, const Tensor&) { not_built("avg_pool"); }
+void avg_pool_backward(const Tensor&, const PoolShape&, int64_t, const Tensor&) { not_built("avg_pool"); }
+
+void batch_norm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool, double, double,
+                        const Tensor&, const Tensor&, const Tensor&) {
+  not_built("batch_norm");
+}
+void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, bool, const Tensor&,
+                         const Tensor&, const Tensor&) {
+  not_built("batch_norm");
+}
+void layer_norm_forward(const Tensor&, const Tensor&, const Tensor&, double, const Tensor&, const Tensor&,
+                        const Tensor&) {
+  not_built("layer_norm");
+}
+void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, const Tensor&) {
+  not_built("layer_norm");
+}
+
+void lstm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                  const Tensor&, bool, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_built("lstm");
+}
+void lstm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                   const Tensor&, const Tensor&, bool, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                   const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_built("lstm");
+}
+
+void sgd_update(const optim::SgdF<float>&, const Tensor&, const Tensor&, const Tensor&) { not_built("SGD.step"); }
+void adam_update(const optim::AdamF<float>&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  not_built("Adam.step");
+}
+
 }  // namespace minidl::cuda

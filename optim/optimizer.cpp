@@ -18,9 +18,10 @@
 #include "autograd/dispatch.h"
 #include "autograd/error.h"
 #include "autograd/factories.h"
-#include "autograd/functors.h"  // MINIDL_HD
 #include "autograd/grad_mode.h"
 #include "cpu/dtype_dispatch.h"
+#include "cuda/kernels.h"
+#include "optim/update_rules.h"
 
 namespace minidl::optim {
 
@@ -36,48 +37,6 @@ std::string shape_text(const Shape& s) {
 
 // Below this many elements a parallel region costs more than the update (as in cpu/strided_loop.h).
 constexpr int64_t kParallelGrain = 32768;
-
-// ---- per-element updates ------------------------------------------------------------------------------
-
-// torch _single_tensor_sgd:
-//   d = g + wd p;  buf = d (first update) or buf * momentum + (1 - dampening) d;
-//   d = nesterov ? d + momentum buf : buf;  p = p - lr d.
-template <class T>
-struct SgdF {
-  T neg_lr, weight_decay, momentum, one_minus_dampening;
-  bool use_momentum, nesterov, first;
-  MINIDL_HD void operator()(T& p, T g, T* buf) const {
-    T d = g;
-    if (weight_decay != T(0)) d = d + weight_decay * p;
-    if (use_momentum) {
-      const T b = first ? d : *buf * momentum + one_minus_dampening * d;
-      *buf = b;
-      d = nesterov ? d + momentum * b : b;
-    }
-    p = p + neg_lr * d;
-  }
-};
-
-// torch _single_tensor_adam / _single_tensor_adamw (amsgrad off), with step t counted per parameter from 1:
-//   AdamW: p = p (1 - lr wd);  Adam: g = g + wd p;
-//   m = m beta1 + (1 - beta1) g;  v = v beta2 + (1 - beta2) g g;
-//   p = p + (-lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-// eps is added after the corrected square root, as torch does (not inside it).
-template <class T>
-struct AdamF {
-  T decay_factor;  // 1 - lr wd (AdamW), else 1
-  T l2;            // wd (Adam), else 0
-  T beta1, one_minus_beta1, beta2, one_minus_beta2;
-  T bias_correction2_sqrt, eps, neg_step_size;
-  MINIDL_HD void operator()(T& p, T g, T& m, T& v) const {
-    if (decay_factor != T(1)) p = p * decay_factor;
-    if (l2 != T(0)) g = g + l2 * p;
-    m = m * beta1 + one_minus_beta1 * g;
-    v = v * beta2 + (one_minus_beta2 * g) * g;  // addcmul_: value * g * g, left to right
-    const T denom = fmath::sqrt(v) / bias_correction2_sqrt + eps;
-    p = p + (neg_step_size * m) / denom;  // addcdiv_: value * m / denom, left to right
-  }
-};
 
 // Runs body(i) for i in [0, n). Each element is independent, so threads cannot change the result.
 template <class Body>
@@ -134,23 +93,29 @@ std::vector<Work> collect_work(const Optimizer& opt) {
     MINIDL_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype() && g.device() == p.device(), who,
                  ": the gradient of parameter '", name, "' is ", g.meta_str(), " but the parameter is ", p.meta_str());
     // Refused here rather than in apply, so that no parameter is updated before the error.
-    if (p.device().is_cuda()) no_cuda_kernel(who.c_str(), p);
+    MINIDL_CHECK(p.device().is_cpu() || p.dtype() == kFloat32, who, ": parameter '", name, "' is ", p.meta_str(),
+                 "; the CUDA update kernels take float32");
     work.push_back({i, g.contiguous()});
   }
   return work;
 }
 
-// Calls update(T* param, const T* grad) on contiguous data, then writes back into the parameter (when it is
-// a non-contiguous view) and bumps its version, so a backward that saved the old values refuses to run.
-template <class Update>
-void apply(const Optimizer& opt, const Tensor& param, const Tensor& grad, const Update& update) {
-  // CUDA: the fused kernel (the same SgdF / AdamF in a grid-stride loop, one launch per parameter) goes
-  // here, as a switch on the device; collect_work refuses CUDA parameters until it exists.
+// Runs the update on contiguous data: on the CPU update_cpu(T* param, const T* grad), on a GPU
+// update_cuda(param, grad) (one fused kernel); then writes back into the parameter (when it is a
+// non-contiguous view) and bumps its version, so a backward that saved the old values refuses to run.
+template <class UpdateCpu, class UpdateCuda>
+void apply(const Optimizer& opt, const Tensor& param, const Tensor& grad, const UpdateCpu& update_cpu,
+           const UpdateCuda& update_cuda) {
   const Tensor target = param.is_contiguous() ? param : param.detach().clone();
-  cpu::float_dispatch((opt.type_name() + ".step").c_str(), param.dtype(), [&](auto zero) {
-    using T = decltype(zero);
-    update(target.data<T>(), grad.data<T>());
-  });
+  switch (param.device().type) {
+    case DeviceType::CPU:
+      cpu::float_dispatch((opt.type_name() + ".step").c_str(), param.dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        update_cpu(target.data<T>(), grad.data<T>());
+      });
+      break;
+    case DeviceType::CUDA: update_cuda(target, grad); break;
+  }
   if (target.is_same(param))
     param.impl()->storage->bump_version();
   else
@@ -316,18 +281,20 @@ void SGD::step() {
     const int64_t n = p.numel();
     Tensor buf = use_momentum ? moment("momentum_buffer", w.index) : Tensor();
     const bool first = param_step(w.index) == 0;
-    apply(*this, p, w.grad, [&](auto* param, const auto* grad) {
-      using T = std::remove_pointer_t<decltype(param)>;
-      const SgdF<T> f{T(-lr_),
-                      T(options_.weight_decay),
-                      T(options_.momentum),
-                      T(1.0 - options_.dampening),
-                      use_momentum,
-                      options_.nesterov,
-                      first};
-      T* b = use_momentum ? buf.data<T>() : nullptr;
-      for_each_element(n, [&](int64_t i) { f(param[i], grad[i], b ? b + i : nullptr); });
-    });
+    auto rule = [&](auto zero) {
+      using T = decltype(zero);
+      return SgdF<T>{T(-lr_),   T(options_.weight_decay), T(options_.momentum), T(1.0 - options_.dampening),
+                     use_momentum, options_.nesterov,       first};
+    };
+    apply(
+        *this, p, w.grad,
+        [&](auto* param, const auto* grad) {
+          using T = std::remove_pointer_t<decltype(param)>;
+          const SgdF<T> f = rule(T{});
+          T* b = use_momentum ? buf.data<T>() : nullptr;
+          for_each_element(n, [&](int64_t i) { f(param[i], grad[i], b ? b + i : nullptr); });
+        },
+        [&](const Tensor& param, const Tensor& grad) { cuda::sgd_update(rule(float{}), param, grad, buf); });
     ++param_step(w.index);
   }
   ++steps_;
@@ -363,21 +330,28 @@ void Adam::step() {
     const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
     const double step_size = lr_ / bias_correction1;
     const bool decoupled = o.decoupled_weight_decay && o.weight_decay != 0.0;
-    apply(*this, p, w.grad, [&](auto* param, const auto* grad) {
-      using T = std::remove_pointer_t<decltype(param)>;
-      const AdamF<T> f{decoupled ? T(1.0 - lr_ * o.weight_decay) : T(1),
-                       o.decoupled_weight_decay ? T(0) : T(o.weight_decay),
-                       T(o.beta1),
-                       T(1.0 - o.beta1),
-                       T(o.beta2),
-                       T(1.0 - o.beta2),
-                       T(std::sqrt(bias_correction2)),
-                       T(o.eps),
-                       T(-step_size)};
-      T* mp = m.data<T>();
-      T* vp = v.data<T>();
-      for_each_element(n, [&](int64_t i) { f(param[i], grad[i], mp[i], vp[i]); });
-    });
+    auto rule = [&](auto zero) {
+      using T = decltype(zero);
+      return AdamF<T>{decoupled ? T(1.0 - lr_ * o.weight_decay) : T(1),
+                      o.decoupled_weight_decay ? T(0) : T(o.weight_decay),
+                      T(o.beta1),
+                      T(1.0 - o.beta1),
+                      T(o.beta2),
+                      T(1.0 - o.beta2),
+                      T(std::sqrt(bias_correction2)),
+                      T(o.eps),
+                      T(-step_size)};
+    };
+    apply(
+        *this, p, w.grad,
+        [&](auto* param, const auto* grad) {
+          using T = std::remove_pointer_t<decltype(param)>;
+          const AdamF<T> f = rule(T{});
+          T* mp = m.data<T>();
+          T* vp = v.data<T>();
+          for_each_element(n, [&](int64_t i) { f(param[i], grad[i], mp[i], vp[i]); });
+        },
+        [&](const Tensor& param, const Tensor& grad) { cuda::adam_update(rule(float{}), param, grad, m, v); });
   }
   ++steps_;
 }
@@ -394,20 +368,12 @@ AdamW::AdamW(NamedTensors params, double lr, AdamOptions options)
 
 // ---- clipping ----------------------------------------------------------------------------------------
 
-double clip_grad_norm(const NamedTensors& params, double max_norm) {
-  MINIDL_CHECK(std::isfinite(max_norm) && max_norm > 0.0, "clip_grad_norm: max_norm must be finite and > 0, got ",
-               max_norm);
-  NoGradGuard no_grad;
-  std::vector<Tensor> grads;
-  for (const auto& [name, p] : params) {
-    if (!p.defined() || !p.grad().defined()) continue;
-    const Tensor g = p.grad();
-    MINIDL_CHECK(is_floating(g.dtype()), "clip_grad_norm: the gradient of '", name, "' is ", g.meta_str());
-    if (g.device().is_cuda()) no_cuda_kernel("clip_grad_norm", g);
-    grads.push_back(g);
-  }
-  // Sum of squares in double over fixed blocks of each gradient, the blocks' sums added in order: the
-  // blocks do not depend on the thread count, so neither does the result.
+namespace {
+
+// sqrt of the sum of squares of every element of `grads` (all on the CPU): sums in double over fixed
+// blocks of each gradient, the blocks' sums added in order. The blocks do not depend on the thread count,
+// so neither does the result.
+double cpu_global_norm(const std::vector<Tensor>& grads) {
   constexpr int64_t kBlock = 1 << 16;
   double total_sq = 0.0;
   for (const Tensor& g0 : grads) {
@@ -427,7 +393,33 @@ double clip_grad_norm(const NamedTensors& params, double max_norm) {
     });
     for (double s : partial) total_sq += s;
   }
-  const double total = std::sqrt(total_sq);
+  return std::sqrt(total_sq);
+}
+
+}  // namespace
+
+double clip_grad_norm(const NamedTensors& params, double max_norm) {
+  MINIDL_CHECK(std::isfinite(max_norm) && max_norm > 0.0, "clip_grad_norm: max_norm must be finite and > 0, got ",
+               max_norm);
+  NoGradGuard no_grad;
+  std::vector<Tensor> grads;
+  for (const auto& [name, p] : params) {
+    if (!p.defined() || !p.grad().defined()) continue;
+    const Tensor g = p.grad();
+    MINIDL_CHECK(is_floating(g.dtype()), "clip_grad_norm: the gradient of '", name, "' is ", g.meta_str());
+    MINIDL_CHECK(grads.empty() || g.device() == grads.front().device(), "clip_grad_norm: the gradient of '", name,
+                 "' is ", g.meta_str(), " but an earlier one is on ", grads.front().device().str());
+    grads.push_back(g);
+  }
+  double total = 0.0;
+  if (!grads.empty() && grads.front().device().is_cuda()) {
+    // One fused pass over every gradient on the device (fixed-order double sums), one number back.
+    const Tensor norm = Tensor::empty({}, kFloat32, grads.front().device());
+    cuda::global_norm(grads, norm);
+    total = norm.item();
+  } else {
+    total = cpu_global_norm(grads);
+  }
   if (!std::isfinite(total)) return total;  // left alone: the caller decides (see the header)
   const double coef = max_norm / (total + 1e-6);
   if (coef < 1.0)

@@ -1,0 +1,452 @@
+// CUDA convolution, forward and both backward passes, as implicit GEMMs: the im2col matrix is never
+// materialised; each tile of it is gathered from the input straight into shared memory.
+//
+// One tile loop serves the three passes (per group g, with K = C_in/G prod(kernel), P = prod(out),
+// Q = prod(in)):
+//   forward      y[co, (b, p)]   = sum over k = (ci, kernel offset) of w[co, k] x_col[k, (b, p)]
+//   data grad    gx[ci, (b, q)]  = sum over k = (co, kernel offset) of w[co, ci, offset] gy[co, (b, p(q, offset))]
+//   weight grad  gw[co, k]       = sum over (b, p) of gy[co, (b, p)] x_col[k, (b, p)]
+// A block computes a 64 x 64 tile of the GEMM in slices of 16 along its reduction, staging each slice of
+// both operands in shared memory (double-buffered, the next slice's loads in flight while this one is
+// multiplied), each of 256 threads accumulating a 4 x 4 sub-tile. Every thread loads the same column of
+// the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
+// position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
+// offset) comes from a small table built on the device before the launch, so the gather costs a table
+// read, three bounds checks and one load instead of a cascade of integer divisions.
+//
+// Positions outside the input read as zero (padding). The data gradient of a strided convolution visits
+// every (input position, kernel offset) pair and keeps those that land on an output: simple, exact, and
+// wasteful by the stride's product; a stride-aware split is the next step for speed. The weight gradient
+// reduces over every batch item and output position, which for few output channels is a long reduction
+// into few tiles: it is split into segments whose partial sums a second kernel adds in segment order, so
+// the result stays deterministic (no atomics anywhere).
+#include <algorithm>
+
+#include "cuda/common.cuh"
+#include "cuda/kernels.h"
+
+namespace minidl::cuda {
+namespace {
+
+constexpr int kTile = 64, kSlice = 16, kThreads = 256;
+
+// ConvShape for the device (std::array is not usable in device code), 32-bit where the front end's
+// checks allow it.
+struct Geom {
+  int batch, cin, cout, groups, cin_g, cout_g;
+  int in[3], kernel[3], out[3], stride[3], pad[3], dil[3];
+  int KK, P, Q, K;  // kernel volume, output plane, input plane, C_in/G * KK
+};
+
+Geom geom_of(const ConvShape& s) {
+  Geom g{};
+  g.batch = static_cast<int>(s.batch);
+  g.cin = static_cast<int>(s.in_channels);
+  g.cout = static_cast<int>(s.out_channels);
+  g.groups = static_cast<int>(s.groups);
+  g.cin_g = g.cin / g.groups;
+  g.cout_g = g.cout / g.groups;
+  g.KK = g.P = g.Q = 1;
+  for (int d = 0; d < 3; ++d) {
+    g.in[d] = static_cast<int>(s.in[d]);
+    g.kernel[d] = static_cast<int>(s.kernel[d]);
+    g.out[d] = static_cast<int>(s.out[d]);
+    g.stride[d] = static_cast<int>(s.stride[d]);
+    g.pad[d] = static_cast<int>(s.padding[d]);
+    g.dil[d] = static_cast<int>(s.dilation[d]);
+    g.KK *= g.kernel[d];
+    g.P *= g.out[d];
+    g.Q *= g.in[d];
+  }
+  g.K = g.cin_g * g.KK;
+  return g;
+}
+
+// A kernel offset: its reach along each spatial dim, (kernel index) x dilation, packed 10 bits each.
+__device__ __forceinline__ int reach(int packed, int d) { return (packed >> (20 - 10 * d)) & 1023; }
+
+// Table entry of a reduction index k = (channel, kernel offset):
+//   x: the channel's plane offset plus the offset's reach inside the plane (forward and weight grad), or
+//      the output channel's plane offset (data grad);
+//   y: the packed reaches; z: the weight offset of (channel, kernel offset) for the data grad.
+__global__ void build_table(Geom g, bool data_grad, int4* table) {
+  const int n = data_grad ? g.cout_g * g.KK : g.K;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= n) return;
+  const int c = k / g.KK, r = k % g.KK;
+  const int kd = r / (g.kernel[1] * g.kernel[2]), kh = (r / g.kernel[2]) % g.kernel[1], kw = r % g.kernel[2];
+  const int dz = kd * g.dil[0], dy = kh * g.dil[1], dx = kw * g.dil[2];
+  int4 e;
+  e.x = data_grad ? c * g.P : c * g.Q + (dz * g.in[1] + dy) * g.in[2] + dx;
+  e.y = (dz << 20) | (dy << 10) | dx;
+  e.z = data_grad ? (c * g.cin_g) * g.KK + r : 0;  // + ci * KK at use
+  e.w = 0;
+  table[k] = e;
+}
+
+// Output position p -> its window's corner in the input (may be negative: padding).
+__global__ void build_corners(Geom g, int4* corners) {
+  const int p = blockIdx.x * blockDim.x + threadIdx.x;
+  if (p >= g.P) return;
+  const int od = p / (g.out[1] * g.out[2]), oh = (p / g.out[2]) % g.out[1], ow = p % g.out[2];
+  corners[p] = make_int4(od * g.stride[0] - g.pad[0], oh * g.stride[1] - g.pad[1], ow * g.stride[2] - g.pad[2], 0);
+}
+
+__device__ __forceinline__ bool inside(int z, int y, int x, const int (&n)[3]) {
+  return z >= 0 && z < n[0] && y >= 0 && y < n[1] && x >= 0 && x < n[2];
+}
+
+// The shared tile loop. Op supplies a(m, k) (the weight-like operand, rows m), a per-thread column state
+// for n, b(state, k) (the gathered operand) and the reduction range; acc receives the thread's 4 x 4.
+// Thread t loads row t / 4 of A at k-slice positions (t % 4) * 4 + 0..3, and column t % 64 of B at
+// k-slice positions t / 64 + 4 j.
+template <class Op>
+__device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, int m0, int n0, float (&acc)[4][4]) {
+  __shared__ __align__(16) float As[2][kSlice][kTile + 4];
+  __shared__ __align__(16) float Bs[2][kSlice][kTile + 4];
+  const int t = threadIdx.x;
+  const int am = m0 + t / 4, ak = (t % 4) * 4;
+  const int bn = n0 + t % kTile, bk = t / kTile;
+  const typename Op::Column col = op.column(bn < N ? bn : N - 1);
+  float ra[4], rb[4];
+  auto load = [&](int k0) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int k = k0 + ak + j;
+      ra[j] = am < M && k < k_end ? op.a(am, k) : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int k = k0 + bk + 4 * j;
+      rb[j] = bn < N && k < k_end ? op.b(col, k) : 0.0f;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) As[buf][ak + j][t / 4] = ra[j];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) Bs[buf][bk + 4 * j][t % kTile] = rb[j];
+  };
+  const int tx = t % 16, ty = t / 16;
+  load(k_begin);
+  store(0);
+  __syncthreads();
+  int buf = 0;
+  for (int k0 = k_begin; k0 < k_end; k0 += kSlice) {
+    const bool more = k0 + kSlice < k_end;
+    if (more) load(k0 + kSlice);
+#pragma unroll
+    for (int k = 0; k < kSlice; ++k) {
+      const float4 a = load4(&As[buf][k][ty * 4]), b = load4(&Bs[buf][k][tx * 4]);
+      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    if (more) store(buf ^ 1);
+    __syncthreads();
+    buf ^= 1;
+  }
+}
+
+// ---- forward: M = C_out/G, N = batch x P, reduction over k = (ci, offset) ---------------------------
+struct Forward {
+  Geom g;
+  const float *x, *w;
+  const int4* table;
+  int group;
+  struct Column {
+    int64_t base;  // offset in x of (b, first channel of the group, window corner)
+    int z, y, x;   // the window corner
+  };
+  __device__ Column column(int n) const {
+    const int b = n / g.P, p = n % g.P;
+    const int od = p / (g.out[1] * g.out[2]), oh = (p / g.out[2]) % g.out[1], ow = p % g.out[2];
+    Column c;
+    c.z = od * g.stride[0] - g.pad[0];
+    c.y = oh * g.stride[1] - g.pad[1];
+    c.x = ow * g.stride[2] - g.pad[2];
+    c.base = (static_cast<int64_t>(b) * g.cin + group * g.cin_g) * g.Q + (static_cast<int64_t>(c.z) * g.in[1] + c.y) * g.in[2] + c.x;
+    return c;
+  }
+  __device__ float a(int m, int k) const { return w[static_cast<int64_t>(group * g.cout_g + m) * g.K + k]; }
+  __device__ float b(const Column& c, int k) const {
+    const int4 e = table[k];
+    if (!inside(c.z + reach(e.y, 0), c.y + reach(e.y, 1), c.x + reach(e.y, 2), g.in)) return 0.0f;
+    return x[c.base + e.x];
+  }
+};
+
+__global__ void __launch_bounds__(kThreads)
+    conv_forward_kernel(Geom g, const float* x, const float* w, const float* bias, const int4* table, float* y) {
+  const int group = blockIdx.z;
+  const Forward op{g, x, w, table, group};
+  const int M = g.cout_g, N = g.batch * g.P, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  float acc[4][4] = {};
+  tile_loop(op, M, N, 0, g.K, m0, n0, acc);
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+    const int co = group * g.cout_g + m;
+    const float add = bias ? bias[co] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int n = n0 + tx * 4 + j;
+      if (n >= N) continue;
+      const int b = n / g.P, p = n % g.P;
+      y[(static_cast<int64_t>(b) * g.cout + co) * g.P + p] = acc[i][j] + add;
+    }
+  }
+}
+
+// ---- data gradient: M = C_in/G, N = batch x Q, reduction over k = (co, offset) -----------------------
+struct DataGrad {
+  Geom g;
+  const float *gy, *w;
+  const int4* table;
+  int group;
+  struct Column {
+    int64_t base;  // offset in gy of (b, first output channel of the group)
+    int z, y, x;   // the input position plus padding
+  };
+  __device__ Column column(int n) const {
+    const int b = n / g.Q, q = n % g.Q;
+    Column c;
+    c.z = q / (g.in[1] * g.in[2]) + g.pad[0];
+    c.y = (q / g.in[2]) % g.in[1] + g.pad[1];
+    c.x = q % g.in[2] + g.pad[2];
+    c.base = (static_cast<int64_t>(b) * g.cout + group * g.cout_g) * g.P;
+    return c;
+  }
+  // w[co, ci, offset] with k = (co, offset): the table holds co's weight offset and the offset.
+  __device__ float a(int m, int k) const {
+    const int4 e = table[k];
+    return w[static_cast<int64_t>(group * g.cout_g) * g.cin_g * g.KK + e.z + m * g.KK];
+  }
+  // The output position this input position feeds through the kernel offset, if any.
+  __device__ float b(const Column& c, int k) const {
+    const int4 e = table[k];
+    int o[3];
+    const int t[3] = {c.z - reach(e.y, 0), c.y - reach(e.y, 1), c.x - reach(e.y, 2)};
+#pragma unroll
+    for (int d = 0; d < 3; ++d) {
+      if (t[d] < 0 || t[d] % g.stride[d] != 0) return 0.0f;
+      o[d] = t[d] / g.stride[d];
+      if (o[d] >= g.out[d]) return 0.0f;
+    }
+    return gy[c.base + e.x + (static_cast<int64_t>(o[0]) * g.out[1] + o[1]) * g.out[2] + o[2]];
+  }
+};
+
+__global__ void __launch_bounds__(kThreads)
+    conv_data_grad_kernel(Geom g, const float* gy, const float* w, const int4* table, float* gx) {
+  const int group = blockIdx.z;
+  const DataGrad op{g, gy, w, table, group};
+  const int M = g.cin_g, N = g.batch * g.Q, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  float acc[4][4] = {};
+  tile_loop(op, M, N, 0, g.cout_g * g.KK, m0, n0, acc);
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int n = n0 + tx * 4 + j;
+      if (n >= N) continue;
+      const int b = n / g.Q, q = n % g.Q;
+      gx[(static_cast<int64_t>(b) * g.cin + group * g.cin_g + m) * g.Q + q] = acc[i][j];
+    }
+  }
+}
+
+// ---- weight gradient: M = C_out/G, N = K, reduction over (b, p) ---------------------------------------
+struct WeightGrad {
+  Geom g;
+  const float *gy, *x;
+  const int4 *table, *corners;
+  int group;
+  struct Column {
+    int off;    // the column's channel plane and kernel reach inside x's group planes
+    int reach;  // packed
+  };
+  __device__ Column column(int n) const {
+    const int4 e = table[n];
+    return {e.x, e.y};
+  }
+  __device__ float a(int m, int k) const {
+    const int b = k / g.P, p = k - b * g.P;
+    return gy[(static_cast<int64_t>(b) * g.cout + group * g.cout_g + m) * g.P + p];
+  }
+  __device__ float b(const Column& c, int k) const {
+    const int bi = k / g.P, p = k - bi * g.P;
+    const int4 corner = corners[p];
+    if (!inside(corner.x + reach(c.reach, 0), corner.y + reach(c.reach, 1), corner.z + reach(c.reach, 2), g.in))
+      return 0.0f;
+    return x[(static_cast<int64_t>(bi) * g.cin + group * g.cin_g) * g.Q + c.off +
+             (static_cast<int64_t>(corner.x) * g.in[1] + corner.y) * g.in[2] + corner.z];
+  }
+};
+
+__global__ void __launch_bounds__(kThreads)
+    conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
+                            int64_t seg, float* out) {
+  const int group = blockIdx.z % g.groups, split = blockIdx.z / g.groups;
+  const WeightGrad op{g, gy, x, table, corners, group};
+  const int M = g.cout_g, N = g.K, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  const int64_t total = static_cast<int64_t>(g.batch) * g.P;
+  const int64_t end = (split + 1) * seg < total ? (split + 1) * seg : total;
+  const int k_begin = static_cast<int>(split * seg), k_end = static_cast<int>(end);
+  float acc[4][4] = {};
+  if (k_begin < k_end) tile_loop(op, M, N, k_begin, k_end, m0, n0, acc);
+  // With one segment, out is gw [C_out, K]; with several, partial sums [splits, C_out, K].
+  float* dst = out + static_cast<int64_t>(split) * g.cout * g.K;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int m = m0 + ty * 4 + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int n = n0 + tx * 4 + j;
+      if (n < N) dst[static_cast<int64_t>(group * g.cout_g + m) * g.K + n] = acc[i][j];
+    }
+  }
+}
+
+__global__ void add_segments(const float* partial, int splits, int64_t n, float* out) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float s = partial[i];
+  for (int k = 1; k < splits; ++k) s += partial[static_cast<int64_t>(k) * n + i];
+  out[i] = s;
+}
+
+// Device scratch from the caching allocator, freed at the end of the scope (stream-ordered reuse makes
+// that safe while the kernels that read it are still queued).
+class Scratch {
+ public:
+  Scratch(size_t bytes, int device) : device_(device), p_(device_malloc(std::max<size_t>(bytes, 16), device)) {}
+  ~Scratch() { device_free(p_, device_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  int device_;
+  void* p_;
+};
+
+void check(const Tensor& t, const char* what) {
+  MINIDL_CHECK(!t.defined() || (t.dtype() == kFloat32 && t.is_contiguous()), "conv: the CUDA kernels take contiguous ",
+               "float32 tensors; the ", what, " is ", t.meta_str(), " (float64 is for CPU gradchecks)");
+}
+
+void check_limits(const Geom& g, const ConvShape& s) {
+  for (int d = 0; d < 3; ++d)
+    MINIDL_CHECK((s.kernel[d] - 1) * s.dilation[d] < 1024, "conv: a kernel reaching ", (s.kernel[d] - 1) * s.dilation[d] + 1,
+                 " positions is more than the CUDA kernels pack (1024)");
+  const int64_t big = int64_t{1} << 31;
+  MINIDL_CHECK(s.batch * (g.P > g.Q ? g.P : g.Q) < big && int64_t{g.cin} * g.Q < big && int64_t{g.cout} * g.P < big,
+               "conv: this problem has more than 2^31 elements per tensor, beyond the CUDA kernels' 32-bit indexing");
+}
+
+dim3 grid(int N, int M, int z) { return dim3((N + kTile - 1) / kTile, (M + kTile - 1) / kTile, z); }
+
+}  // namespace
+
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y) {
+  check(x, "input");
+  check(w, "weight");
+  check(bias, "bias");
+  const Geom g = geom_of(s);
+  check_limits(g, s);
+  if (y.numel() == 0) return;
+  const int device = x.device().index;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  const cudaStream_t stream = stream_of(device);
+  if (g.K == 0) {
+    if (bias.defined())
+      copy(bias.view({1, g.cout, 1}).expand({g.batch, g.cout, g.P}), y.view({g.batch, g.cout, g.P}));
+    else
+      fill(y, 0.0);
+    return;
+  }
+  const Scratch table(sizeof(int4) * g.K, device);
+  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>());
+  MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
+  conv_forward_kernel<<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
+      g, device_data<float>(x), device_data<float>(w), bias.defined() ? device_data<float>(bias) : nullptr,
+      table.as<int4>(), device_data<float>(y));
+  MINIDL_CUDA_CHECK_LAUNCH("conv");
+}
+
+void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const ConvShape& s, const Tensor& gx,
+                   const Tensor& gw, const Tensor& gb) {
+  check(gy, "output gradient");
+  const Geom g = geom_of(s);
+  check_limits(g, s);
+  const int device = gy.device().index;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  const cudaStream_t stream = stream_of(device);
+  if (gb.defined()) reduce(ReduceOp::Sum, gy.view({g.batch, g.cout, g.P}), {0, 2}, gb);
+  if (gx.defined() && gx.numel() > 0) {
+    check(w, "weight");
+    const int kd = g.cout_g * g.KK;
+    if (kd == 0) {
+      fill(gx, 0.0);
+    } else {
+      const Scratch table(sizeof(int4) * kd, device);
+      build_table<<<(kd + 255) / 256, 256, 0, stream>>>(g, true, table.as<int4>());
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
+      conv_data_grad_kernel<<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
+          g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), device_data<float>(gx));
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
+    }
+  }
+  if (gw.defined() && gw.numel() > 0) {
+    check(x, "input");
+    const int64_t total = static_cast<int64_t>(g.batch) * g.P;
+    if (total == 0) {
+      fill(gw, 0.0);
+      return;
+    }
+    // Enough segments that about 256 blocks share the work, each segment at least 1024 long: a
+    // function of the shapes only, so the sums are the same on every run.
+    const int64_t tiles = static_cast<int64_t>((g.K + kTile - 1) / kTile) * ((g.cout_g + kTile - 1) / kTile) * g.groups;
+    const int64_t most = std::max<int64_t>(1, std::min<int64_t>(total / 1024, 65535 / g.groups));
+    const int64_t splits = std::clamp<int64_t>(256 / std::max<int64_t>(1, tiles), 1, most);
+    const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
+    const int nsplit = static_cast<int>((total + seg - 1) / seg);
+    const Scratch table(sizeof(int4) * g.K, device), corners(sizeof(int4) * g.P, device);
+    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>());
+    build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, corners.as<int4>());
+    MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
+    const int64_t n = static_cast<int64_t>(g.cout) * g.K;
+    if (nsplit == 1) {
+      conv_weight_grad_kernel<<<grid(g.K, g.cout_g, g.groups), kThreads, 0, stream>>>(
+          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg,
+          device_data<float>(gw));
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
+    } else {
+      const Scratch partial(sizeof(float) * n * nsplit, device);
+      conv_weight_grad_kernel<<<grid(g.K, g.cout_g, g.groups * nsplit), kThreads, 0, stream>>>(
+          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg,
+          partial.as<float>());
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
+      add_segments<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial.as<float>(), nsplit, n,
+                                                                             device_data<float>(gw));
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient segments)");
+    }
+  }
+}
+
+}  // namespace minidl::cuda

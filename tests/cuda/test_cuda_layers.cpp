@@ -1,0 +1,172 @@
+// CUDA layer kernels against the CPU: convolution (cuda/conv.cu) in 1-D, 2-D and 3-D with strides,
+// padding, dilation and groups, forward and both gradients; the fused LSTM (cuda/lstm.cu) as one layer
+// and as a 2-layer bidirectional module with learned initial states; the fused optimiser updates
+// (cuda/optim.cu) and clipping by global norm.
+//
+// Tolerances. Convolutions are float32 sums on both sides in different orders, as the GEMMs are (see
+// test_cuda_gemm.cpp): 1e-6 per term of the longest reduction plus 1e-5 relative. For the weight gradient
+// the reduction runs over batch x output positions, which the tolerance counts. The LSTM chains T steps of
+// those GEMMs and transcendental functions through a recurrence: 1e-4 absolute and relative, far below
+// the size of any wrong index or gate. The optimisers apply the same update functor on both sides; CUDA
+// computes exp/sqrt to within an ulp of glibc, so after a few steps parameters agree to 1e-6 relative.
+#include <memory>
+
+#include "layers/lstm.h"
+#include "optim/optimizer.h"
+#include "tests/cuda/cuda_test_helpers.h"
+
+using namespace minidl;
+using namespace minidl::cuda_test;
+
+namespace {
+
+Tolerance sums(int64_t terms) { return {1e-6 * static_cast<double>(terms), 1e-5}; }
+
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups;
+  bool bias;
+};
+
+}  // namespace
+
+TEST(CudaConv, EveryRankStrideDilationAndGroups) {
+  REQUIRE_GPU();
+  const std::vector<ConvCase> cases = {
+      {"1-D causal-like", {3, 5, 33}, {7, 5, 5}, {1}, {4}, {1}, 1, true},
+      {"1-D dilated", {2, 8, 40}, {8, 8, 5}, {1}, {8}, {4}, 1, true},
+      {"2-D stem 7x7/2", {2, 1, 64, 52}, {16, 1, 7, 7}, {2}, {3}, {1}, 1, false},
+      {"2-D 3x3 pad 1", {2, 16, 17, 13}, {33, 16, 3, 3}, {1}, {1}, {1}, 1, true},
+      {"2-D 1x1 stride 2 (downsample)", {2, 16, 15, 15}, {32, 16, 1, 1}, {2}, {0}, {1}, 1, false},
+      {"2-D grouped", {2, 12, 9, 9}, {12, 4, 3, 3}, {1}, {1}, {1}, 3, true},
+      {"2-D depthwise, stride 2", {1, 8, 11, 11}, {8, 1, 3, 3}, {2}, {1}, {1}, 8, false},
+      {"3-D (2+1)D spatial 1x3x3", {2, 8, 4, 14, 14}, {18, 8, 1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1}, 1, false},
+      {"3-D (2+1)D temporal 3x1x1", {2, 18, 4, 7, 7}, {16, 18, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 1, false},
+      {"3-D stem 1x7x7", {1, 3, 4, 28, 28}, {9, 3, 1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1}, 1, false},
+  };
+  for (const ConvCase& c : cases) {
+    int64_t k = 1, out_positions = c.x[0];
+    for (size_t d = 1; d < c.w.size(); ++d) k *= c.w[d];
+    for (size_t d = 2; d < c.x.size(); ++d) out_positions *= c.x[d];
+    std::vector<Input> in{{c.x}, {c.w}};
+    if (c.bias) in.push_back({{c.w[0]}});
+    const int64_t longest = std::max(k * 2, out_positions);  // data grad sums C_out/G * kernel terms
+    compare_op(
+        c.name,
+        [&](const std::vector<Tensor>& v) {
+          return conv(v[0], v[1], c.bias ? v[2] : Tensor(), c.stride, c.padding, c.dilation, c.groups);
+        },
+        in, sums(k), sums(longest));
+  }
+}
+
+TEST(CudaConv, LongWeightGradientIsSplitAndStaysDeterministic) {
+  REQUIRE_GPU();
+  // Few output channels, many positions: the weight gradient's reduction is cut into segments.
+  compare_op("4 channels over 64 x 64 x 52 positions",
+             [](const std::vector<Tensor>& v) { return conv(v[0], v[1], Tensor(), {1}, {1}); },
+             {{{64, 1, 64, 52}}, {{4, 1, 3, 3}}}, sums(9), sums(64 * 64 * 52));
+  Generator gen(3);
+  Tensor x = randn({64, 1, 64, 52}, {.device = kGpu}, &gen), w = randn({4, 1, 3, 3}, {.device = kGpu}, &gen);
+  w.requires_grad_();
+  sum(conv(x, w, Tensor(), {1}, {1})).backward();
+  const std::vector<float> first = w.grad().values<float>();
+  w.zero_grad();
+  sum(conv(x, w, Tensor(), {1}, {1})).backward();
+  EXPECT_EQ(w.grad().values<float>(), first);
+}
+
+TEST(CudaLstm, OneLayerBothDirectionsAllGradients) {
+  REQUIRE_GPU();
+  const Tolerance tol{1e-4, 1e-4};
+  for (bool reverse : {false, true})
+    for (int64_t T : {1, 5, 16}) {
+      compare_op(std::string(reverse ? "reverse" : "forward") + " T=" + std::to_string(T),
+                 [&](const std::vector<Tensor>& v) {
+                   const LstmResult r = lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], reverse);
+                   // Every output reaches the loss, so every gradient path is compared.
+                   return cat({r.output.flatten(), r.h.flatten() * 2.0, r.c.flatten() * 3.0});
+                 },
+                 {{{3, T, 7}}, {{3, 6}}, {{3, 6}}, {{24, 7}, -0.5, 0.5}, {{24, 6}, -0.5, 0.5}, {{24}}, {{24}}}, tol,
+                 tol);
+    }
+}
+
+TEST(CudaLstm, BidirectionalTwoLayersWithLearnedInitialState) {
+  REQUIRE_GPU();
+  Generator gen(5);
+  nn::LSTM cpu_lstm(12, 8, {.num_layers = 2, .bidirectional = true, .batch_first = true, .learned_initial_state = true},
+                    &gen);
+  Generator gen2(5);
+  nn::LSTM gpu_lstm(12, 8, {.num_layers = 2, .bidirectional = true, .batch_first = true, .learned_initial_state = true},
+                    &gen2);
+  gpu_lstm.to(kGpu);
+  Generator data(6);
+  const Tensor x = randn({4, 16, 12}, {}, &data), up = randn({4, 16, 16}, {}, &data);
+  sum(cpu_lstm(x).output * up).backward();
+  sum(gpu_lstm(x.to(kGpu)).output * up.to(kGpu)).backward();
+  const nn::NamedTensors pc = cpu_lstm.named_parameters(), pg = gpu_lstm.named_parameters();
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) {
+    SCOPED_TRACE(pc[i].first);
+    ASSERT_TRUE(pg[i].second.grad().defined());
+    EXPECT_CLOSE(pg[i].second.grad(), pc[i].second.grad(), 1e-4, 1e-4);
+  }
+}
+
+TEST(CudaOptim, FusedUpdatesMatchTheCpu) {
+  REQUIRE_GPU();
+  auto run = [](const std::string& kind, Device device) {
+    Generator gen(7);
+    Tensor w = randn({33, 7}, {.device = device}, &gen).detach();
+    Tensor b = randn({7}, {.device = device}, &gen).detach();
+    w.requires_grad_();
+    b.requires_grad_();
+    const optim::NamedTensors params{{"w", w}, {"b", b}};
+    std::unique_ptr<optim::Optimizer> opt;
+    if (kind == "sgd")
+      opt = std::make_unique<optim::SGD>(params, 0.1, optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01,
+                                                                        .nesterov = true});
+    else if (kind == "adam")
+      opt = std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
+    else
+      opt = std::make_unique<optim::AdamW>(params, 0.01, optim::AdamOptions{.weight_decay = 0.1});
+    Generator data(8);
+    for (int step = 0; step < 4; ++step) {
+      const Tensor x = randn({5, 33}, {.device = device}, &data);
+      opt->zero_grad();
+      sum(tanh(matmul(x, w) + b)).backward();
+      optim::clip_grad_norm(params, 0.5);  // always active here: the gradient norm is above 0.5
+      opt->step();
+    }
+    return std::vector<Tensor>{w.detach().to(Device::cpu()), b.detach().to(Device::cpu())};
+  };
+  for (const std::string kind : {"sgd", "adam", "adamw"}) {
+    SCOPED_TRACE(kind);
+    const auto c = run(kind, Device::cpu()), g = run(kind, kGpu);
+    for (size_t i = 0; i < c.size(); ++i) EXPECT_CLOSE(g[i], c[i], 1e-6, 1e-5);
+  }
+}
+
+TEST(CudaOptim, GlobalNormOfManyTensors) {
+  REQUIRE_GPU();
+  Generator gen(9);
+  optim::NamedTensors cpu, gpu;
+  const std::vector<std::string> names{"a", "b", "c", "d", "e"};
+  const std::vector<Shape> shapes{{1}, {33, 7}, {1 << 20}, {0}, {4097}};
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const Shape& s = shapes[i];
+    Tensor p = zeros(s);
+    p.requires_grad_();
+    p.set_grad(randn(s, {}, &gen));
+    Tensor q = p.detach().to(kGpu);
+    q.requires_grad_();
+    q.set_grad(p.grad().to(kGpu));
+    cpu.emplace_back(names[i], p);
+    gpu.emplace_back(names[i], q);
+  }
+  const double nc = optim::clip_grad_norm(cpu, 1e9), ng = optim::clip_grad_norm(gpu, 1e9);
+  EXPECT_NEAR(ng, nc, 1e-6 * nc);
+}
