@@ -12,6 +12,8 @@
 //   bench layers [--threads N]
 //       Forward and forward + backward times of the model's heaviest layers on the CPU: the audio stem conv,
 //       the two halves of an R(2+1)D block, BatchNorm, and the 2-layer BiLSTM of workload W3.
+//   bench w1 | w2 [--device cpu|cuda] [--steps N] [--json FILE]   (apps/bench_model.cpp)
+//       Full training steps of workloads W1 (JCA fusion) and W2 (the paper preset end to end).
 //   bench cuda-gemm [--sizes 512,...,8192] [--json FILE]      (GPU; apps/bench_cuda.cu)
 //       Our SIMT and TF32 GEMM kernels against cuBLAS float32 and TF32 in the same run.
 //   bench cuda-bandwidth [--elements N]                       (GPU)
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "apps/bench_cuda.h"
+#include "apps/bench_model.h"
 #include "autograd/minidl.h"
 #include "cpu/kernels.h"
 #include "data/affwild2.h"
@@ -302,14 +305,16 @@ void usage(const char* prog) {
                "usage: %s gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]\n"
                "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
                "       %s layers [--threads N]\n"
+               "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
                "  gemm            CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
                "  loader          clips per second of the data loader on a SynthAV training split\n"
                "  layers          the model's heaviest layers on the CPU, forward and backward\n"
+               "  w1, w2          training steps of workloads W1 (JCA fusion) and W2 (paper model end to end)\n"
                "  cuda-gemm       GPU SGEMM (SIMT and TF32) next to cuBLAS in the same run\n"
                "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n",
-               prog, prog, prog, prog, prog);
+               prog, prog, prog, prog, prog, prog);
 }
 
 }  // namespace
@@ -324,6 +329,8 @@ int main(int argc, char** argv) {
     if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
     if (what == "loader") return bench_loader(argc - 2, argv + 2);
     if (what == "layers") return bench_layers(argc - 2, argv + 2);
+    if (what == "w1") return bench::w1(argc - 2, argv + 2);
+    if (what == "w2") return bench::w2(argc - 2, argv + 2);
     if (what == "cuda-gemm" || what == "cuda-bandwidth") {
 #ifdef MINIDL_BENCH_CUDA
       return what == "cuda-gemm" ? bench::cuda_gemm(argc - 2, argv + 2) : bench::cuda_bandwidth(argc - 2, argv + 2);

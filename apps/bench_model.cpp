@@ -1,0 +1,153 @@
+// Full training steps of DESIGN.md's workloads W1 and W2 on minidl's kernels (apps/bench w1 | w2): forward,
+// the CCC loss, backward, clipping and an optimiser step, on random inputs of the workload's shapes, timed
+// step by step (each step ends in loss.item(), which waits for the device). tools/bench_workloads.py is the
+// PyTorch version of the same steps, so both can run in one script on a GPU.
+//   W1 fusion:     B = 64 sequences of L = 16 clips, 512-d audio and visual features -> JCA (d 128, k 32)
+//                  -> heads -> loss -> backward -> Adam.
+//   W2 end to end: B = 4 sequences of L = 16 clips; clips 3 x 8 x 112 x 112 and 1 x 64 x F log-mel
+//                  images (F from the paper preset's audio settings) -> the paper preset's whole model.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/bench_model.h"
+#include "autograd/minidl.h"
+#include "cuda/runtime.h"
+#include "data/logmel.h"
+#include "models/emotion_model.h"
+#include "models/fusion.h"
+#include "optim/optimizer.h"
+
+namespace minidl::bench {
+namespace {
+
+struct Options {
+  Device device = Device::cpu();
+  int steps = 20, warmup = 3;
+  std::string json;
+};
+
+Options parse(int argc, char** argv, int default_steps) {
+  Options o;
+  o.steps = default_steps;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+    const std::string v = argv[++i];
+    if (a == "--device")
+      o.device = parse_device(v);
+    else if (a == "--steps")
+      o.steps = std::max(1, std::stoi(v));
+    else if (a == "--warmup")
+      o.warmup = std::max(0, std::stoi(v));
+    else if (a == "--json")
+      o.json = v;
+    else
+      throw std::invalid_argument("unknown option " + a);
+  }
+  return o;
+}
+
+std::string device_name(Device d) {
+  if (d.is_cpu()) return "CPU (" + std::to_string(omp_get_max_threads()) + " threads)";
+  return cuda::device_properties(d.index).name;
+}
+
+// Runs `step` (returning the loss) warm-up + measured times; prints and returns the median seconds.
+double run_steps(const char* name, const Options& o, int64_t clips_per_step, const std::function<double()>& step) {
+  if (o.device.is_cuda()) cuda::reset_peak_memory(o.device.index);
+  for (int i = 0; i < o.warmup; ++i) step();
+  std::vector<double> t;
+  double loss = 0;
+  for (int i = 0; i < o.steps; ++i) {
+    const auto a = std::chrono::steady_clock::now();
+    loss = step();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  const double median = t[t.size() / 2];
+  std::printf("%s on %s: median step %.2f ms (min %.2f, max %.2f, %d steps), %.0f clips/s, last loss %.4f\n", name,
+              device_name(o.device).c_str(), median * 1e3, t.front() * 1e3, t.back() * 1e3, o.steps,
+              clips_per_step / median, loss);
+  if (o.device.is_cuda()) {
+    const cuda::MemoryStats m = cuda::memory_stats(o.device.index);
+    std::printf("  peak GPU memory %.1f MiB in use (%.1f MiB cached)\n", m.peak_in_use / 1048576.0, m.cached / 1048576.0);
+  }
+  if (!o.json.empty()) {
+    std::ofstream(o.json) << "{\"workload\": \"" << name << "\", \"device\": \"" << device_name(o.device)
+                          << "\", \"median_ms\": " << median * 1e3 << ", \"clips_per_s\": " << clips_per_step / median
+                          << "}\n";
+  }
+  return median;
+}
+
+optim::NamedTensors trainable(const nn::Module& m) {
+  optim::NamedTensors out;
+  for (const auto& [n, p] : m.named_parameters())
+    if (p.requires_grad()) out.emplace_back(n, p);
+  return out;
+}
+
+}  // namespace
+
+int w1(int argc, char** argv) {
+  const Options o = parse(argc, argv, 50);
+  const int64_t B = 64, L = 16, D = 512;
+  Generator gen(1);
+  models::FusionConfig fc;
+  fc.kind = "jca";
+  fc.clips = L;
+  auto fusion = models::make_fusion(fc, &gen);
+  fusion->to(o.device);
+  fusion->train();
+  optim::Adam adam(trainable(*fusion), 1e-4);
+  const TensorOptions on{.device = o.device};
+  const Tensor audio = randn({B, L, D}, on, &gen), visual = randn({B, L, D}, on, &gen);
+  const Tensor labels = rand({B, L, 2}, on, &gen, -1, 1);
+  run_steps("W1 (JCA fusion, B 64 x L 16, 512-d features, Adam)", o, B * L, [&] {
+    adam.zero_grad();
+    const Tensor loss = ccc_loss((*fusion)(audio, visual), labels);
+    loss.backward();
+    adam.step();
+    return loss.item();
+  });
+  return 0;
+}
+
+int w2(int argc, char** argv) {
+  const Options o = parse(argc, argv, 10);
+  models::ModelConfig mc = models::model_preset("paper");
+  const data::LoaderConfig lc = models::loader_config(mc);
+  const int64_t B = 4, L = mc.clips, T = mc.frames_per_clip, S = mc.image_size, M = mc.mel_bins;
+  const int64_t F = data::LogMel(lc.mel).frames(std::llround(lc.windows.clip_frames / 30.0 * lc.mel.sample_rate));
+  Generator gen(2);
+  models::EmotionModel model(mc, &gen);
+  model.to(o.device);
+  model.train();
+  optim::Adam adam(trainable(model), 1e-4);
+  const TensorOptions on{.device = o.device};
+  const Tensor video = randn({B, L, 3, T, S, S}, on, &gen), audio = randn({B, L, 1, M, F}, on, &gen);
+  const Tensor labels = rand({B, L, 2}, on, &gen, -1, 1);
+  std::printf("W2 inputs: video [%lld, %lld, 3, %lld, %lld, %lld], audio [%lld, %lld, 1, %lld, %lld]\n",
+              static_cast<long long>(B), static_cast<long long>(L), static_cast<long long>(T),
+              static_cast<long long>(S), static_cast<long long>(S), static_cast<long long>(B),
+              static_cast<long long>(L), static_cast<long long>(M), static_cast<long long>(F));
+  run_steps("W2 (paper preset end to end, B 4 x L 16, Adam)", o, B * L, [&] {
+    adam.zero_grad();
+    const Tensor loss = ccc_loss(model(video, audio), labels);
+    loss.backward();
+    optim::clip_grad_norm(adam.params(), 5.0);
+    adam.step();
+    return loss.item();
+  });
+  return 0;
+}
+
+}  // namespace minidl::bench

@@ -1,0 +1,9 @@
+// The training-step benchmarks of apps/bench (apps/bench_model.cpp): DESIGN.md's workloads W1 and W2.
+#pragma once
+
+namespace minidl::bench {
+// bench w1 [--device cpu|cuda[:N]] [--steps N] [--warmup N] [--json FILE]
+int w1(int argc, char** argv);
+// bench w2 [--device cpu|cuda[:N]] [--steps N] [--warmup N] [--json FILE]
+int w2(int argc, char** argv);
+}  // namespace minidl::bench
