@@ -20,11 +20,6 @@ void check_same(const char* op, const Tensor& a, const Tensor& b) {
                b.meta_str(), "; move one of them with .to(device)");
 }
 
-void no_cuda_kernel(const char* op, const Tensor& t) {
-  fail(op, ": no CUDA kernel for this op in this build (input ", t.meta_str(),
-       "); move the tensors to the CPU with .to(Device::cpu())");
-}
-
 Tensor scalar_like(double value, const Tensor& t) {
   // Filled where it is used: on a GPU a one-element fill kernel, not a host-to-device copy (which would
   // wait for the device every time an op takes a scalar).

@@ -9,8 +9,6 @@ namespace minidl {
 void check_float(const char* op, const Tensor& t, const char* what = "input");
 // Both defined, same dtype and same device; the message names both tensors.
 void check_same(const char* op, const Tensor& a, const Tensor& b);
-// The CUDA backend does not have this op (yet): a clear error instead of a crash.
-[[noreturn]] void no_cuda_kernel(const char* op, const Tensor& t);
 // A 0-d tensor holding `value` with t's dtype and device (the scalar forms of the binary ops use it).
 Tensor scalar_like(double value, const Tensor& t);
 

@@ -1,6 +1,6 @@
 // Front ends of batch_norm and layer_norm, each one fused op: one kernel computes the statistics and the
 // normalised output, one kernel computes every gradient. Kernels and the derivation of the backward
-// formulas: cpu/norm.cpp (declared in cpu/norm.h). No CUDA kernel yet: CUDA tensors get no_cuda_kernel.
+// formulas: cpu/norm.cpp (declared in cpu/norm.h); CUDA kernels: cuda/norm.cu.
 //
 // Both ops save the mean and 1/sqrt(var + eps) they normalised with (float64, one per channel or row), so
 // backward neither recomputes the statistics nor depends on buffers that may change after the forward
@@ -13,6 +13,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "cpu/norm.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -86,7 +87,10 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
       cpu::batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out, save_mean,
                               save_invstd);
       break;
-    case DeviceType::CUDA: no_cuda_kernel(op, x_in);
+    case DeviceType::CUDA:
+      cuda::batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps, out, save_mean,
+                               save_invstd);
+      break;
   }
   if (training && has_running) {  // written in place by the kernel; not recorded by autograd
     running_mean.impl()->storage->bump_version();
@@ -111,7 +115,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
         case DeviceType::CPU:
           cpu::batch_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), training, gx, gw, gb);
           break;
-        case DeviceType::CUDA: no_cuda_kernel("batch_norm backward", g);
+        case DeviceType::CUDA:
+          cuda::batch_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), training, gx, gw, gb);
+          break;
       }
       return std::vector<Tensor>{rx ? gx.reshape(shape) : Tensor(), gw, gb};
     });
@@ -145,7 +151,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
   Tensor save_mean = Tensor::empty({M}, kFloat64, dev), save_invstd = Tensor::empty({M}, kFloat64, dev);
   switch (dev.type) {
     case DeviceType::CPU: cpu::layer_norm_forward(x, w, b, eps, out, save_mean, save_invstd); break;
-    case DeviceType::CUDA: no_cuda_kernel(op, x_in);
+    case DeviceType::CUDA: cuda::layer_norm_forward(x, w, b, eps, out, save_mean, save_invstd); break;
   }
   out = out.reshape(xs);
 
@@ -165,7 +171,9 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
         case DeviceType::CPU:
           cpu::layer_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), gx, gw, gb);
           break;
-        case DeviceType::CUDA: no_cuda_kernel("layer_norm backward", g);
+        case DeviceType::CUDA:
+          cuda::layer_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), gx, gw, gb);
+          break;
       }
       return std::vector<Tensor>{rx ? gx.reshape(shape) : Tensor(), rw ? gw.reshape(wshape) : Tensor(),
                                  rb ? gb.reshape(wshape) : Tensor()};

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "layers/lstm.h"
+#include "models/emotion_model.h"
 #include "optim/optimizer.h"
 #include "tests/cuda/cuda_test_helpers.h"
 
@@ -169,4 +170,32 @@ TEST(CudaOptim, GlobalNormOfManyTensors) {
   }
   const double nc = optim::clip_grad_norm(cpu, 1e9), ng = optim::clip_grad_norm(gpu, 1e9);
   EXPECT_NEAR(ng, nc, 1e-6 * nc);
+}
+
+// The whole tiny model on both devices from the same weights and inputs: every layer's CUDA kernels in
+// one forward and backward. Tolerance 1e-3: some thirty layers of float32 sums in different orders, and
+// BatchNorm's normalisation divides by batch statistics that amplify those differences.
+TEST(CudaModel, TinyModelForwardAndBackwardMatchTheCpu) {
+  REQUIRE_GPU();
+  models::ModelConfig mc = models::model_preset("tiny");
+  Generator g1(11), g2(11);
+  models::EmotionModel cpu_model(mc, &g1), gpu_model(mc, &g2);
+  gpu_model.to(kGpu);
+  Generator data(12);
+  const Tensor video = randn({2, mc.clips, 3, mc.frames_per_clip, mc.image_size, mc.image_size}, {}, &data);
+  const Tensor audio = randn({2, mc.clips, 1, mc.mel_bins, 48}, {}, &data);
+  const Tensor labels = rand({2, mc.clips, 2}, {}, &data, -1, 1);
+  for (auto* m : {&cpu_model, &gpu_model}) m->eval();  // no dropout: the same function on both sides
+  const Tensor lc = ccc_loss(cpu_model(video, audio), labels);
+  const Tensor lg = ccc_loss(gpu_model(video.to(kGpu), audio.to(kGpu)), labels.to(kGpu));
+  EXPECT_NEAR(lg.item(), lc.item(), 1e-3);
+  lc.backward();
+  lg.backward();
+  const nn::NamedTensors pc = cpu_model.named_parameters(), pg = gpu_model.named_parameters();
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) {
+    SCOPED_TRACE(pc[i].first);
+    ASSERT_EQ(pc[i].second.grad().defined(), pg[i].second.grad().defined());
+    if (pc[i].second.grad().defined()) EXPECT_CLOSE(pg[i].second.grad(), pc[i].second.grad(), 1e-3, 1e-3);
+  }
 }
