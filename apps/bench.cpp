@@ -18,6 +18,8 @@
 //       Our SIMT and TF32 GEMM kernels against cuBLAS float32 and TF32 in the same run.
 //   bench cuda-bandwidth [--elements N]                       (GPU)
 //       Elementwise and reduction kernels against a device-to-device copy, at 64M elements.
+//   bench cudnn-conv | cudnn-lstm [options]                   (GPU and cuDNN; apps/bench_cudnn.cu)
+//       The W2 convolutions (all three passes) and the W3 BiLSTM against cuDNN in the same run.
 #include <dlfcn.h>
 #include <omp.h>
 
@@ -35,6 +37,9 @@
 
 #include "apps/bench_cuda.h"
 #include "apps/bench_model.h"
+#ifdef MINIDL_BENCH_CUDNN
+#include "apps/bench_cudnn.h"
+#endif
 #include "autograd/minidl.h"
 #include "cpu/kernels.h"
 #include "data/affwild2.h"
@@ -308,13 +313,16 @@ void usage(const char* prog) {
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
+               "       %s cudnn-conv [--net visual|audio|all] | cudnn-lstm\n"
                "  gemm            CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
                "  loader          clips per second of the data loader on a SynthAV training split\n"
                "  layers          the model's heaviest layers on the CPU, forward and backward\n"
                "  w1, w2          training steps of workloads W1 (JCA fusion) and W2 (paper model end to end)\n"
                "  cuda-gemm       GPU SGEMM (SIMT and TF32) next to cuBLAS in the same run\n"
-               "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n",
-               prog, prog, prog, prog, prog, prog);
+               "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n"
+               "  cudnn-conv      the W2 convolutions, forward and both gradients, next to cuDNN\n"
+               "  cudnn-lstm      the W3 BiLSTM forward and backward next to cuDNN\n",
+               prog, prog, prog, prog, prog, prog, prog);
 }
 
 }  // namespace
@@ -331,6 +339,14 @@ int main(int argc, char** argv) {
     if (what == "layers") return bench_layers(argc - 2, argv + 2);
     if (what == "w1") return bench::w1(argc - 2, argv + 2);
     if (what == "w2") return bench::w2(argc - 2, argv + 2);
+    if (what == "cudnn-conv" || what == "cudnn-lstm") {
+#ifdef MINIDL_BENCH_CUDNN
+      return what == "cudnn-conv" ? bench::cudnn_conv(argc - 2, argv + 2) : bench::cudnn_lstm(argc - 2, argv + 2);
+#else
+      std::fprintf(stderr, "bench: %s needs the CUDA backend and cuDNN; this build has no cuDNN\n", what.c_str());
+      return 1;
+#endif
+    }
     if (what == "cuda-gemm" || what == "cuda-bandwidth") {
 #ifdef MINIDL_BENCH_CUDA
       return what == "cuda-gemm" ? bench::cuda_gemm(argc - 2, argv + 2) : bench::cuda_bandwidth(argc - 2, argv + 2);
