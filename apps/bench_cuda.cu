@@ -24,14 +24,29 @@
 namespace minidl::bench {
 namespace {
 
-#define CUBLAS_CHECK(call)                                                                 \
-  do {                                                                                     \
-    const cublasStatus_t s_ = (call);                                                      \
+#define CUBLAS_CHECK(call)                                                                                       \
+  do {                                                                                                           \
+    const cublasStatus_t s_ = (call);                                                                            \
     if (s_ != CUBLAS_STATUS_SUCCESS) ::minidl::fail(#call, " failed with cuBLAS status ", static_cast<int>(s_)); \
   } while (0)
 
-// Median milliseconds of fn on the device (CUDA events on the current stream), after two warm-ups;
-// repeats until about 0.3 s of device time or 50 runs.
+double max_rel_diff(const Tensor& x, const Tensor& ref) {
+  const std::vector<float> a = x.values<float>(), r = ref.values<float>();
+  double worst = 0, scale = 0;
+  for (float v : r) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - r[i]));
+  return worst / std::max(scale, 1e-30);
+}
+
+std::vector<int64_t> parse_sizes(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) out.push_back(std::stoll(item));
+  return out;
+}
+
+}  // namespace
+
 double device_ms(const std::function<void()>& fn) {
   const cudaStream_t s = cuda::stream_of(0);
   cudaEvent_t a, b;
@@ -56,23 +71,6 @@ double device_ms(const std::function<void()>& fn) {
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
 }
-
-double max_rel_diff(const Tensor& x, const Tensor& ref) {
-  const std::vector<float> a = x.values<float>(), r = ref.values<float>();
-  double worst = 0, scale = 0;
-  for (float v : r) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - r[i]));
-  return worst / std::max(scale, 1e-30);
-}
-
-std::vector<int64_t> parse_sizes(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(std::stoll(item));
-  return out;
-}
-
-}  // namespace
 
 int cuda_gemm(int argc, char** argv) {
   std::vector<int64_t> sizes{512, 1024, 2048, 4096, 8192};
@@ -114,10 +112,12 @@ int cuda_gemm(int argc, char** argv) {
     const double flops = 2.0 * n * n * n;
     auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
     const double ref32 = tflops(device_ms([&] { cublas(CUBLAS_PEDANTIC_MATH); }));
-    const double ours32 = tflops(device_ms([&] { cuda::sgemm(cuda::GemmPath::Simt, n, n, n, pa, n, pb, n, pc, n, 0); }));
+    const double ours32 =
+        tflops(device_ms([&] { cuda::sgemm(cuda::GemmPath::Simt, n, n, n, pa, n, pb, n, pc, n, 0); }));
     const double err32 = max_rel_diff(C, R);
     const double reftf = tflops(device_ms([&] { cublas(CUBLAS_TF32_TENSOR_OP_MATH); }));
-    const double ourstf = tflops(device_ms([&] { cuda::sgemm(cuda::GemmPath::Tf32, n, n, n, pa, n, pb, n, pc, n, 0); }));
+    const double ourstf =
+        tflops(device_ms([&] { cuda::sgemm(cuda::GemmPath::Tf32, n, n, n, pa, n, pb, n, pc, n, 0); }));
     cublas(CUBLAS_PEDANTIC_MATH);
     const double errtf = max_rel_diff(C, R);
     std::printf("%6lld | %12.1f %12.1f %6.0f%% | %12.1f %12.1f %6.0f%% | %10.1e %10.1e\n", static_cast<long long>(n),
@@ -151,8 +151,8 @@ int cuda_bandwidth(int argc, char** argv) {
   Tensor z = Tensor::empty({n}, kFloat32, gpu);
   const double bytes = static_cast<double>(n) * sizeof(float);
   const double copy_ms = device_ms([&] {
-    MINIDL_CUDA_CHECK(cudaMemcpyAsync(z.raw_data(), x.raw_data(), n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                      cuda::stream_of(0)));
+    MINIDL_CUDA_CHECK(
+        cudaMemcpyAsync(z.raw_data(), x.raw_data(), n * sizeof(float), cudaMemcpyDeviceToDevice, cuda::stream_of(0)));
   });
   const double copy_gbs = 2 * bytes / (copy_ms * 1e-3) / 1e9;
   std::printf("Bandwidth at %lld float32 elements, %s; reference: device-to-device copy %.0f GB/s\n",
@@ -174,8 +174,9 @@ int cuda_bandwidth(int argc, char** argv) {
   row("sum over rows of 1024 (read 1)", bytes, [&] { cuda::reduce(ReduceOp::Sum, rows, {1}, per_row); });
   const Tensor per_col = Tensor::empty({1024}, kFloat32, gpu);
   row("sum over columns of 1024 (read 1)", bytes, [&] { cuda::reduce(ReduceOp::Sum, rows, {0}, per_col); });
-  row("softmax, rows of 1024 (read 2, write 1)", 3 * bytes,
-      [&] { cuda::softmax(rows, 1, false, z.view({n / 1024, 1024})); });
+  row("softmax, rows of 1024 (read 2, write 1)", 3 * bytes, [&] {
+    cuda::softmax(rows, 1, false, z.view({n / 1024, 1024}));
+  });
   return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_cuda.h"
 #include "apps/bench_cudnn.h"
 #include "autograd/minidl.h"
 #include "cuda/common.cuh"
@@ -37,33 +38,6 @@
 
 namespace minidl::bench {
 namespace {
-
-// Median milliseconds of fn on the device (CUDA events on the current stream), after two warm-ups (which
-// also make cuDNN's plans); repeats until about 0.3 s of device time or 50 runs.
-double device_ms(const std::function<void()>& fn) {
-  const cudaStream_t s = cuda::stream_of(0);
-  cudaEvent_t a, b;
-  MINIDL_CUDA_CHECK(cudaEventCreate(&a));
-  MINIDL_CUDA_CHECK(cudaEventCreate(&b));
-  fn();
-  fn();
-  std::vector<double> t;
-  double total = 0;
-  while (t.size() < 5 || (total < 300 && t.size() < 50)) {
-    MINIDL_CUDA_CHECK(cudaEventRecord(a, s));
-    fn();
-    MINIDL_CUDA_CHECK(cudaEventRecord(b, s));
-    MINIDL_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    MINIDL_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-    total += ms;
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // max |x - ref| / max |ref|, computed on the device.
 double max_rel_diff(const Tensor& x, const Tensor& ref) {
@@ -158,8 +132,8 @@ std::vector<ConvSpec> resnet18_audio(int64_t clips, int64_t mels, int64_t frames
       const int64_t st = b == 0 ? strides[stage] : 1, inplanes = b == 0 ? in : planes;
       const std::string at = "layer" + std::to_string(stage + 1) + "." + std::to_string(b) + ".";
       const Shape block_in = cur;
-      Shape t = l.add(at + "conv1 3x3" + (st == 1 ? "" : "/" + std::to_string(st)), cur, planes, {3, 3}, {st, st},
-                      {1, 1});
+      Shape t =
+          l.add(at + "conv1 3x3" + (st == 1 ? "" : "/" + std::to_string(st)), cur, planes, {3, 3}, {st, st}, {1, 1});
       t = l.add(at + "conv2 3x3", t, planes, {3, 3}, {1, 1}, {1, 1});
       if (b == 0 && (st != 1 || inplanes != planes))
         l.add(at + "downsample.0 1x1/" + std::to_string(st), block_in, planes, {1, 1}, {st, st}, {0, 0});
@@ -396,7 +370,8 @@ int cudnn_lstm(int argc, char** argv) {
   const cuda::GemmPath before = cuda::gemm_path();
   for (cuda::GemmPath path : {cuda::GemmPath::Simt, cuda::GemmPath::Tf32}) {
     cuda::set_gemm_path(path);
-    const double fwd = device_ms([&] { lstm(x); });  // records the graph (saves what backward reads), as cuDNN's training mode
+    const double fwd =
+        device_ms([&] { lstm(x); });  // records the graph (saves what backward reads), as cuDNN's training mode
     const double both = device_ms([&] {
       lstm.zero_grad();
       x.zero_grad();
@@ -407,8 +382,9 @@ int cudnn_lstm(int argc, char** argv) {
       const NoGradGuard no_grad;
       out = lstm(x).output;
     }
-    rows.push_back({path == cuda::GemmPath::Simt ? "minidl nn::LSTM, SIMT float32 GEMMs" : "minidl nn::LSTM, TF32 GEMMs",
-                    fwd, both, max_rel_diff(out, reference_out)});
+    rows.push_back(
+        {path == cuda::GemmPath::Simt ? "minidl nn::LSTM, SIMT float32 GEMMs" : "minidl nn::LSTM, TF32 GEMMs", fwd,
+         both, max_rel_diff(out, reference_out)});
   }
   cuda::set_gemm_path(before);
 
@@ -424,10 +400,12 @@ int cudnn_lstm(int argc, char** argv) {
          << ", \"fwd_bwd_ms\": " << r.both << ", \"max_rel_err\": " << r.err << "}";
   }
   json << "]}\n";
-  std::printf("vs fp32 / vs TF32: the cuDNN row's forward + backward time over this row's (100%% = as fast).\n"
-              "Forward: training mode on both sides (what backward reads is kept). err: largest |output - cuDNN\n"
-              "fp32| over the largest |cuDNN fp32|. DESIGN.md's reference: PyTorch's cuDNN BiLSTM forward + backward 5.6 ms on an\n"
-              "H100 (PyTorch's default math, TF32 allowed).\n");
+  std::printf(
+      "vs fp32 / vs TF32: the cuDNN row's forward + backward time over this row's (100%% = as fast).\n"
+      "Forward: training mode on both sides (what backward reads is kept). err: largest |output - cuDNN\n"
+      "fp32| over the largest |cuDNN fp32|. DESIGN.md's reference: PyTorch's cuDNN BiLSTM forward + backward 5.6 ms on "
+      "an\n"
+      "H100 (PyTorch's default math, TF32 allowed).\n");
   if (!json_path.empty()) std::ofstream(json_path) << json.str();
   return 0;
 }

@@ -6,6 +6,8 @@
 //                  -> heads -> loss -> backward -> Adam.
 //   W2 end to end: B = 4 sequences of L = 16 clips; clips 3 x 8 x 112 x 112 and 1 x 64 x F log-mel
 //                  images (F from the paper preset's audio settings) -> the paper preset's whole model.
+#include "apps/bench_model.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -17,7 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "apps/bench_model.h"
 #include "autograd/minidl.h"
 #include "cuda/runtime.h"
 #include "data/logmel.h"
@@ -78,7 +79,8 @@ double run_steps(const char* name, const Options& o, int64_t clips_per_step, con
               clips_per_step / median, loss);
   if (o.device.is_cuda()) {
     const cuda::MemoryStats m = cuda::memory_stats(o.device.index);
-    std::printf("  peak GPU memory %.1f MiB in use (%.1f MiB cached)\n", m.peak_in_use / 1048576.0, m.cached / 1048576.0);
+    std::printf("  peak GPU memory %.1f MiB in use (%.1f MiB cached)\n", m.peak_in_use / 1048576.0,
+                m.cached / 1048576.0);
   }
   if (!o.json.empty()) {
     std::ofstream(o.json) << "{\"workload\": \"" << name << "\", \"device\": \"" << device_name(o.device)

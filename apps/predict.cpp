@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
       } else if (a == "--fps") {
         char* end = nullptr;
         fps = std::strtod(v.c_str(), &end);
-        if (end != v.c_str() + v.size() || !(fps > 0)) throw std::invalid_argument("--fps needs a positive number, got " + v);
+        if (end != v.c_str() + v.size() || !(fps > 0))
+          throw std::invalid_argument("--fps needs a positive number, got " + v);
       } else if (a == "--checkpoint") {
         checkpoint = v;
       } else if (a == "--device") {

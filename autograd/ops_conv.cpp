@@ -35,7 +35,7 @@ std::vector<int64_t> per_dim(const Tensor& x, const Tensor& w, const char* what,
 
 // Checks everything and fills the kernel's geometry.
 ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const std::vector<int64_t>& stride_in,
-                    const std::vector<int64_t>& padding_in, const std::vector<int64_t>& dilation_in, int64_t groups) {
+               const std::vector<int64_t>& padding_in, const std::vector<int64_t>& dilation_in, int64_t groups) {
   check_float("conv", x);
   check_defined("conv", w, "weight");
   check_same("conv", x, w);

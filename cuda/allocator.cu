@@ -117,8 +117,8 @@ class Allocator {
       size_t free_bytes = 0, total_bytes = 0;
       cudaMemGetInfo(&free_bytes, &total_bytes);
       fail("allocate: cudaMalloc of ", nbytes, " bytes (size class ", size, ") on cuda:", device, " failed (",
-           cudaGetErrorString(err), "); the device has ", free_bytes, " of ", total_bytes, " bytes free; allocator: ",
-           pool.stats.str());
+           cudaGetErrorString(err), "); the device has ", free_bytes, " of ", total_bytes,
+           " bytes free; allocator: ", pool.stats.str());
     }
     ++pool.stats.cuda_mallocs;
     return p;

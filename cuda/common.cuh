@@ -22,12 +22,12 @@
 
 // After every launch: a bad configuration (too many threads, too much shared memory) is reported here,
 // at the launch that caused it, rather than by whichever later call happens to see the sticky error.
-#define MINIDL_CUDA_CHECK_LAUNCH(what)                                                                          \
-  do {                                                                                                          \
-    const cudaError_t minidl_err_ = cudaGetLastError();                                                         \
-    if (minidl_err_ != cudaSuccess)                                                                             \
-      ::minidl::fail(__FILE__, ":", __LINE__, ": launching ", what, " failed: ", cudaGetErrorName(minidl_err_), \
-                     " (", cudaGetErrorString(minidl_err_), ")");                                               \
+#define MINIDL_CUDA_CHECK_LAUNCH(what)                                                                                \
+  do {                                                                                                                \
+    const cudaError_t minidl_err_ = cudaGetLastError();                                                               \
+    if (minidl_err_ != cudaSuccess)                                                                                   \
+      ::minidl::fail(__FILE__, ":", __LINE__, ": launching ", what, " failed: ", cudaGetErrorName(minidl_err_), " (", \
+                     cudaGetErrorString(minidl_err_), ")");                                                           \
   } while (0)
 
 namespace minidl::cuda {
@@ -77,7 +77,43 @@ inline unsigned grid_for(int64_t n, int threads, int device, int per_thread = 1)
   return static_cast<unsigned>(needed < 1 ? 1 : (needed < cap ? needed : cap));
 }
 
+// Launches a grid-stride kernel over n items with 256-thread blocks on the current stream of `device`
+// (made current for the call), then checks the launch; nothing happens when n is 0.
+template <class Kernel, class... Args>
+void launch_grid_stride(const char* op, int device, int64_t n, Kernel kernel, Args... args) {
+  if (n == 0) return;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  constexpr int threads = 256;
+  kernel<<<grid_for(n, threads, device), threads, 0, stream_of(device)>>>(args...);
+  MINIDL_CUDA_CHECK_LAUNCH(op);
+}
+
 // ---- reductions (fixed order: the same inputs always give the same bits) --------------------------
+// Welford's running count, mean and sum of squared deviations, in double; merge() is Chan's formula for
+// two partial states, so a variance can be folded in segments and the segments merged in a fixed order.
+// An aggregate (no constructor), so it can live in __shared__ arrays; Welford{} is the empty state.
+struct Welford {
+  double n, mean, m2;
+  __device__ __forceinline__ void add(double v) {
+    n += 1;
+    const double d = v - mean;
+    mean += d / n;
+    m2 += d * (v - mean);
+  }
+  __device__ __forceinline__ void merge(const Welford& b) {
+    if (b.n == 0) return;
+    if (n == 0) {
+      *this = b;
+      return;
+    }
+    const double total = n + b.n, d = b.mean - mean;
+    mean += d * (b.n / total);
+    m2 += b.m2 + d * d * (n * b.n / total);
+    n = total;
+  }
+};
+
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {
   for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);

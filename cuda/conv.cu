@@ -167,7 +167,8 @@ struct Forward {
     c.z = od * g.stride[0] - g.pad[0];
     c.y = oh * g.stride[1] - g.pad[1];
     c.x = ow * g.stride[2] - g.pad[2];
-    c.base = (static_cast<int64_t>(b) * g.cin + group * g.cin_g) * g.Q + (static_cast<int64_t>(c.z) * g.in[1] + c.y) * g.in[2] + c.x;
+    c.base = (static_cast<int64_t>(b) * g.cin + group * g.cin_g) * g.Q +
+             (static_cast<int64_t>(c.z) * g.in[1] + c.y) * g.in[2] + c.x;
     return c;
   }
   __device__ float a(int m, int k) const { return w[static_cast<int64_t>(group * g.cout_g + m) * g.K + k]; }
@@ -350,8 +351,8 @@ void check(const Tensor& t, const char* what) {
 
 void check_limits(const Geom& g, const ConvShape& s) {
   for (int d = 0; d < 3; ++d)
-    MINIDL_CHECK((s.kernel[d] - 1) * s.dilation[d] < 1024, "conv: a kernel reaching ", (s.kernel[d] - 1) * s.dilation[d] + 1,
-                 " positions is more than the CUDA kernels pack (1024)");
+    MINIDL_CHECK((s.kernel[d] - 1) * s.dilation[d] < 1024, "conv: a kernel reaching ",
+                 (s.kernel[d] - 1) * s.dilation[d] + 1, " positions is more than the CUDA kernels pack (1024)");
   const int64_t big = int64_t{1} << 31;
   MINIDL_CHECK(s.batch * (g.P > g.Q ? g.P : g.Q) < big && int64_t{g.cin} * g.Q < big && int64_t{g.cout} * g.P < big,
                "conv: this problem has more than 2^31 elements per tensor, beyond the CUDA kernels' 32-bit indexing");
@@ -443,7 +444,7 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
           partial.as<float>());
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
       add_segments<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial.as<float>(), nsplit, n,
-                                                                             device_data<float>(gw));
+                                                                               device_data<float>(gw));
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient segments)");
     }
   }

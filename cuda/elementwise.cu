@@ -92,7 +92,8 @@ __global__ void map_strided(F f, Geometry<1 + sizeof...(In)> g) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < g.numel; i += step) {
     int64_t off[N];
     g.offsets(i, off);
-    reinterpret_cast<Out*>(g.base[0])[off[0]] = apply_strided<Out, F, In...>(f, g, off, std::index_sequence_for<In...>{});
+    reinterpret_cast<Out*>(g.base[0])[off[0]] =
+        apply_strided<Out, F, In...>(f, g, off, std::index_sequence_for<In...>{});
   }
 }
 

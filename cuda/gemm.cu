@@ -66,7 +66,9 @@ __device__ __forceinline__ float4 load_group(const float* p, int64_t ld, int r, 
   return v;
 }
 
-__device__ __forceinline__ float lane_of(const float4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+__device__ __forceinline__ float lane_of(const float4& v, int j) {
+  return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w;
+}
 
 // ---- 1. SIMT -----------------------------------------------------------------------------------------
 template <int BM, int BN, int BK, int TM, int TN, bool kARow, bool kBRow>
@@ -200,8 +202,8 @@ namespace wmma = nvcuda::wmma;
 
 constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcStages = 3, kTcThreads = 256, kTcPad = 4;
 // One operand's slice in shared memory, either orientation: 128 x (32 + 4) or 32 x (128 + 4) floats.
-constexpr int kTcSlice = kTcBM * (kTcBK + kTcPad) > kTcBK * (kTcBM + kTcPad) ? kTcBM * (kTcBK + kTcPad)
-                                                                            : kTcBK * (kTcBM + kTcPad);
+constexpr int kTcSlice = kTcBM * (kTcBK + kTcPad) > kTcBK*(kTcBM + kTcPad) ? kTcBM*(kTcBK + kTcPad)
+                                                                           : kTcBK*(kTcBM + kTcPad);
 constexpr size_t kTcSmem = sizeof(float) * 2 * kTcSlice * kTcStages;
 
 template <bool kARow, bool kBRow>
@@ -388,30 +390,36 @@ struct Output {
   bool vec4, vec8;
 };
 
+// Calls fn with the operands' layouts as compile-time constants (std::true_type: row-major), so each
+// kernel is instantiated for the four combinations and picked here, once per launch.
+template <class Fn>
+void with_layouts(bool a_row, bool b_row, Fn&& fn) {
+  if (a_row)
+    b_row ? fn(std::true_type{}, std::true_type{}) : fn(std::true_type{}, std::false_type{});
+  else
+    b_row ? fn(std::false_type{}, std::true_type{}) : fn(std::false_type{}, std::false_type{});
+}
+
 template <int BM, int BN, int BK, int TM, int TN>
 void launch_simt(int M, int N, int K, const Operand& a, const Operand& b, const Output& c, const Batch& batch,
                  unsigned zcount, cudaStream_t stream) {
   const dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM, zcount);
   const unsigned threads = (BM / TM) * (BN / TN);
-  auto go = [&](auto kernel) {
-    kernel<<<grid, threads, 0, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, a.vec, b.vec, c.vec4);
-  };
-  if (a.row && b.row) go(sgemm_simt<BM, BN, BK, TM, TN, true, true>);
-  else if (a.row) go(sgemm_simt<BM, BN, BK, TM, TN, true, false>);
-  else if (b.row) go(sgemm_simt<BM, BN, BK, TM, TN, false, true>);
-  else go(sgemm_simt<BM, BN, BK, TM, TN, false, false>);
+  with_layouts(a.row, b.row, [&](auto ar, auto br) {
+    sgemm_simt<BM, BN, BK, TM, TN, decltype(ar)::value, decltype(br)::value>
+        <<<grid, threads, 0, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, a.vec, b.vec, c.vec4);
+  });
 }
 
 template <bool kARow, bool kBRow>
 void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b, const Output& c, const Batch& batch,
                         unsigned zcount, cudaStream_t stream) {
-  static const cudaError_t configured =
-      cudaFuncSetAttribute(sgemm_tf32<kARow, kBRow>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           static_cast<int>(kTcSmem));
+  static const cudaError_t configured = cudaFuncSetAttribute(
+      sgemm_tf32<kARow, kBRow>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kTcSmem));
   MINIDL_CUDA_CHECK(configured);
   const dim3 grid((N + kTcBN - 1) / kTcBN, (M + kTcBM - 1) / kTcBM, zcount);
-  sgemm_tf32<kARow, kBRow><<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch,
-                                                                   c.vec8);
+  sgemm_tf32<kARow, kBRow>
+      <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec8);
 }
 
 void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
@@ -425,10 +433,9 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
     batch.first = first;
     const unsigned z = static_cast<unsigned>(std::min<int64_t>(65535, count - first));
     if (tf32) {
-      if (a.row && b.row) launch_tf32_kernel<true, true>(M, N, K, a, b, c, batch, z, stream);
-      else if (a.row) launch_tf32_kernel<true, false>(M, N, K, a, b, c, batch, z, stream);
-      else if (b.row) launch_tf32_kernel<false, true>(M, N, K, a, b, c, batch, z, stream);
-      else launch_tf32_kernel<false, false>(M, N, K, a, b, c, batch, z, stream);
+      with_layouts(a.row, b.row, [&](auto ar, auto br) {
+        launch_tf32_kernel<decltype(ar)::value, decltype(br)::value>(M, N, K, a, b, c, batch, z, stream);
+      });
     } else if (tiles(128, 128) >= sms) {
       launch_simt<128, 128, 8, 8, 8>(M, N, K, a, b, c, batch, z, stream);
     } else if (tiles(64, 64) >= sms) {
@@ -447,8 +454,7 @@ GemmPath gemm_path() { return path_setting().load(); }
 
 void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
            float* C, int64_t ldc, int device) {
-  MINIDL_CHECK(M >= 0 && N >= 0 && K >= 0 && M < (int64_t{1} << 31) && N < (int64_t{1} << 31) &&
-                   K < (int64_t{1} << 31),
+  MINIDL_CHECK(M >= 0 && N >= 0 && K >= 0 && M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31),
                "sgemm: sizes ", M, " x ", N, " x ", K, " are out of range");
   if (M == 0 || N == 0) return;
   const DeviceGuard guard(device);
@@ -468,8 +474,8 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
                " (float64 is for CPU gradchecks)");
   MINIDL_CHECK(out.is_contiguous(), "matmul: the CUDA output must be contiguous, got ", out.meta_str());
   const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
-  MINIDL_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31), "matmul: ",
-               a_in.meta_str(), " @ ", b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
+  MINIDL_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31), "matmul: ", a_in.meta_str(),
+               " @ ", b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
   if (out.numel() == 0) return;
   const int device = out.device().index;
   const DeviceGuard guard(device);

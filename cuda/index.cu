@@ -44,8 +44,8 @@ __global__ void gather_kernel(Geometry<3> g, int64_t step) {
 
 // out[q] += sum of src[p] over p = (q with p[dim] = j), j = 0 .. n-1, where index[p] == q[dim]: operands
 // (out, index and src with stride 0 along dim), over the destinations the index can reach.
-__global__ void scatter_add_kernel(Geometry<3> g, int64_t inner, int64_t out_dim_size, int64_t n,
-                                   int64_t index_step, int64_t src_step) {
+__global__ void scatter_add_kernel(Geometry<3> g, int64_t inner, int64_t out_dim_size, int64_t n, int64_t index_step,
+                                   int64_t src_step) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < g.numel; i += stride) {
     int64_t off[3];

@@ -89,15 +89,11 @@ void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, 
                   const Tensor& g, const Tensor& gpred, const Tensor& gtarget) {
   check_float32(pred);
   const int64_t R = pred.size(0), C = pred.size(1);
-  if (R * C == 0) return;
-  const int device = pred.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  ccc_grad<<<grid_for(R * C, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      device_data<float>(pred), device_data<float>(target), mask.defined() ? device_data<bool>(mask) : nullptr, R, C,
-      device_data<float>(ccc), device_data<float>(stats), device_data<float>(g),
-      gpred.defined() ? device_data<float>(gpred) : nullptr, gtarget.defined() ? device_data<float>(gtarget) : nullptr);
-  MINIDL_CUDA_CHECK_LAUNCH("ccc backward");
+  launch_grid_stride("ccc backward", pred.device().index, R * C, ccc_grad, device_data<float>(pred),
+                     device_data<float>(target), mask.defined() ? device_data<bool>(mask) : nullptr, R, C,
+                     device_data<float>(ccc), device_data<float>(stats), device_data<float>(g),
+                     gpred.defined() ? device_data<float>(gpred) : nullptr,
+                     gtarget.defined() ? device_data<float>(gtarget) : nullptr);
 }
 
 }  // namespace minidl::cuda

@@ -22,7 +22,7 @@ namespace {
 constexpr int kThreads = 256;
 
 struct Step {
-  int64_t B, T, H, t;  // sizes and the time index being processed
+  int64_t B, T, H, t;   // sizes and the time index being processed
   const float* prev_c;  // c0, or cells[:, previous t]
   int64_t prev_rs;      // its row stride
 };
@@ -97,9 +97,9 @@ Tensor plain(const Tensor& t) { return t.defined() ? t.detach() : t; }
 
 }  // namespace
 
-void lstm_forward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_in,
-                  const Tensor& w_hh_in, const Tensor& b_ih, const Tensor& b_hh, bool reverse, const Tensor& output,
-                  const Tensor& h, const Tensor& c, const Tensor& gates, const Tensor& cells) {
+void lstm_forward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_in, const Tensor& w_hh_in,
+                  const Tensor& b_ih, const Tensor& b_hh, bool reverse, const Tensor& output, const Tensor& h,
+                  const Tensor& c, const Tensor& gates, const Tensor& cells) {
   check(x_in, "input");
   const Tensor x = plain(x_in), w_ih = plain(w_ih_in), w_hh = plain(w_hh_in);
   const int64_t B = x.size(0), T = x.size(1), I = x.size(2), H = w_hh.size(1), G = 4 * H;
@@ -133,10 +133,10 @@ void lstm_forward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const 
   copy(at_time(cells, last), c);
 }
 
-void lstm_backward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_in,
-                   const Tensor& w_hh_in, const Tensor& output, const Tensor& gates, const Tensor& cells, bool reverse,
-                   const Tensor& g_output, const Tensor& g_h, const Tensor& g_c, const Tensor& gx, const Tensor& gh0,
-                   const Tensor& gc0, const Tensor& gw_ih, const Tensor& gw_hh, const Tensor& gb) {
+void lstm_backward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const Tensor& w_ih_in, const Tensor& w_hh_in,
+                   const Tensor& output, const Tensor& gates, const Tensor& cells, bool reverse, const Tensor& g_output,
+                   const Tensor& g_h, const Tensor& g_c, const Tensor& gx, const Tensor& gh0, const Tensor& gc0,
+                   const Tensor& gw_ih, const Tensor& gw_hh, const Tensor& gb) {
   check(gates, "saved gates");
   const Tensor x = plain(x_in), w_ih = plain(w_ih_in), w_hh = plain(w_hh_in);
   const int64_t B = gates.size(0), T = gates.size(1), H = w_hh.size(1), G = 4 * H;
@@ -148,8 +148,14 @@ void lstm_backward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const
   // dP: the pre-activation gradients of every step, [B, T, 4H]; dh, dc: the running state gradients.
   const Tensor dp = Tensor::empty({B, T, G}, kFloat32, dev);
   const Tensor dh = Tensor::empty({B, H}, kFloat32, dev), dc = Tensor::empty({B, H}, kFloat32, dev);
-  if (g_h.defined()) copy(g_h, dh); else fill(dh, 0.0);
-  if (g_c.defined()) copy(g_c, dc); else fill(dc, 0.0);
+  if (g_h.defined())
+    copy(g_h, dh);
+  else
+    fill(dh, 0.0);
+  if (g_c.defined())
+    copy(g_c, dc);
+  else
+    fill(dc, 0.0);
   const unsigned blocks = grid_for(B * H, kThreads, device);
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = reverse ? T - 1 - s : s;

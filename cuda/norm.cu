@@ -45,13 +45,13 @@
 namespace minidl::cuda {
 namespace {
 
-constexpr int kThreads = 256;              // every kernel's block size; the segment walk relies on it
+constexpr int kThreads = 256;  // every kernel's block size; the segment walk relies on it
 constexpr int kRowsPerBlock = kThreads / kWarp;
-constexpr int kLongRow = 1024;             // layer norm: a block per row above this, a warp per row below
-constexpr int64_t kMinSegment = 4096;      // batch norm: at least 16 values per thread in a segment
-constexpr int64_t kWantBlocks = 1024;      // batch norm: blocks worth making (an H200 has 132 SMs)
-constexpr int64_t kMinRowsPerSegment = 32;      // layer norm column sums: rows per segment at least
-constexpr int64_t kWantColumnThreads = 65536;   // layer norm column sums: threads worth making
+constexpr int kLongRow = 1024;                 // layer norm: a block per row above this, a warp per row below
+constexpr int64_t kMinSegment = 4096;          // batch norm: at least 16 values per thread in a segment
+constexpr int64_t kWantBlocks = 1024;          // batch norm: blocks worth making (an H200 has 132 SMs)
+constexpr int64_t kMinRowsPerSegment = 32;     // layer norm column sums: rows per segment at least
+constexpr int64_t kWantColumnThreads = 65536;  // layer norm column sums: threads worth making
 
 // ---- operands ---------------------------------------------------------------------------------------
 // A [B, C, S] (or [M, N]) operand: element (i, j, k) at p[i s0 + j s1 + k s2]. Null when undefined.
@@ -177,29 +177,6 @@ __device__ __forceinline__ void split3(int64_t i, const BnShape& sh, int64_t& b,
   }
 }
 
-struct Welford {
-  double n, mean, m2;
-};
-
-__device__ __forceinline__ void welford_add(Welford& a, double v) {
-  a.n += 1;
-  const double d = v - a.mean;
-  a.mean += d / a.n;
-  a.m2 += d * (v - a.mean);
-}
-
-__device__ __forceinline__ void welford_merge(Welford& a, const Welford& b) {
-  if (b.n == 0) return;
-  if (a.n == 0) {
-    a = b;
-    return;
-  }
-  const double n = a.n + b.n, d = b.mean - a.mean;
-  a.mean += d * (b.n / n);
-  a.m2 += b.m2 + d * d * (a.n * b.n / n);
-  a.n = n;
-}
-
 // ---- batch norm kernels ---------------------------------------------------------------------------------
 // Block (c, k) = blockIdx.x = c segments + k: the Welford state of segment k of channel c.
 __global__ void bn_stats_partial(Strided3<const float> x, BnShape sh, Welford* partial) {
@@ -207,11 +184,11 @@ __global__ void bn_stats_partial(Strided3<const float> x, BnShape sh, Welford* p
   const int64_t c = blockIdx.x / sh.segments, k = blockIdx.x % sh.segments;
   const int64_t lo = k * sh.seg_len, hi = lo + sh.seg_len < sh.N ? lo + sh.seg_len : sh.N;
   Welford st{0.0, 0.0, 0.0};
-  walk_segment(sh, lo, hi, [&](int64_t b, int64_t s) { welford_add(st, static_cast<double>(x.at(b, c, s))); });
+  walk_segment(sh, lo, hi, [&](int64_t b, int64_t s) { st.add(static_cast<double>(x.at(b, c, s))); });
   tree[threadIdx.x] = st;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {  // a fixed tree: the same bits every run
-    if (static_cast<int>(threadIdx.x) < half) welford_merge(tree[threadIdx.x], tree[threadIdx.x + half]);
+    if (static_cast<int>(threadIdx.x) < half) tree[threadIdx.x].merge(tree[threadIdx.x + half]);
     __syncthreads();
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = tree[0];
@@ -226,7 +203,7 @@ __global__ void bn_stats_channels(const Welford* partial, BnShape sh, bool train
   double mean = 0, var = 0;
   if (training) {
     Welford st{0.0, 0.0, 0.0};
-    for (int64_t k = 0; k < sh.segments; ++k) welford_merge(st, partial[c * sh.segments + k]);
+    for (int64_t k = 0; k < sh.segments; ++k) st.merge(partial[c * sh.segments + k]);
     mean = st.mean;
     var = st.m2 / static_cast<double>(sh.N);
     if (rm.p) {  // the front end passes both or neither
@@ -244,8 +221,8 @@ __global__ void bn_stats_channels(const Welford* partial, BnShape sh, bool train
   save_invstd[c] = 1.0 / sqrt(var + eps);
 }
 
-__global__ void bn_forward_apply(Strided3<const float> x, Vec<const float> w, Vec<const float> bias,
-                                 const double* mean, const double* invstd, BnShape sh, Strided3<float> out) {
+__global__ void bn_forward_apply(Strided3<const float> x, Vec<const float> w, Vec<const float> bias, const double* mean,
+                                 const double* invstd, BnShape sh, Strided3<float> out) {
   const int64_t total = sh.N * sh.C, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += step) {
     int64_t b, c, s;
@@ -279,8 +256,8 @@ __global__ void bn_grad_partial(Strided3<const float> x, Strided3<const float> g
 
 // One thread per channel: the segments' sums in order, gbias = sum g, gweight = r sum g (x - mean); the
 // sums are kept for the gx pass.
-__global__ void bn_grad_channels(const double2* partial, BnShape sh, const double* invstd, Vec<float> gw,
-                                 Vec<float> gb, double2* sums) {
+__global__ void bn_grad_channels(const double2* partial, BnShape sh, const double* invstd, Vec<float> gw, Vec<float> gb,
+                                 double2* sums) {
   const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= sh.C) return;
   double sum_g = 0, sum_gd = 0;
@@ -295,9 +272,9 @@ __global__ void bn_grad_channels(const double2* partial, BnShape sh, const doubl
 }
 
 // gx = w r (g - mean(g) - xhat mean(g xhat)) in training, w r g in evaluation (cpu/norm.cpp).
-__global__ void bn_grad_input(Strided3<const float> x, Strided3<const float> g, Vec<const float> w,
-                              const double* mean, const double* invstd, const double2* sums, bool training,
-                              BnShape sh, Strided3<float> gx) {
+__global__ void bn_grad_input(Strided3<const float> x, Strided3<const float> g, Vec<const float> w, const double* mean,
+                              const double* invstd, const double2* sums, bool training, BnShape sh,
+                              Strided3<float> gx) {
   const int64_t total = sh.N * sh.C, step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const double n = static_cast<double>(sh.N);
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += step) {
@@ -445,7 +422,7 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
     part = scratch_bytes(sizeof(Welford) * sh.C * sh.segments, x.device());
     partial = static_cast<Welford*>(part.raw_data());
     bn_stats_partial<<<static_cast<unsigned>(sh.C * sh.segments), kThreads, 0, stream>>>(strided3<const float>(x), sh,
-                                                                                          partial);
+                                                                                         partial);
     MINIDL_CUDA_CHECK_LAUNCH(op);
   }
   bn_stats_channels<<<blocks_of(sh.C, kThreads, op), kThreads, 0, stream>>>(
@@ -485,12 +462,12 @@ void batch_norm_backward(const Tensor& x, const Tensor& g, const Tensor& weight,
     if (sh.segments > 0) {  // N == 0 leaves no segment: the sums are 0
       part = scratch_bytes(sizeof(double2) * sh.C * sh.segments, g.device());
       partial = static_cast<double2*>(part.raw_data());
-      bn_grad_partial<<<static_cast<unsigned>(sh.C * sh.segments), kThreads, 0, stream>>>(
-          xs, strided3<const float>(g), mean, sh, partial);
+      bn_grad_partial<<<static_cast<unsigned>(sh.C * sh.segments), kThreads, 0, stream>>>(xs, strided3<const float>(g),
+                                                                                          mean, sh, partial);
       MINIDL_CUDA_CHECK_LAUNCH(op);
     }
     bn_grad_channels<<<blocks_of(sh.C, kThreads, op), kThreads, 0, stream>>>(partial, sh, invstd, vec<float>(gweight),
-                                                                              vec<float>(gbias), sums);
+                                                                             vec<float>(gbias), sums);
     MINIDL_CUDA_CHECK_LAUNCH(op);
   }
   if (!gx.defined() || sh.N == 0) return;
@@ -518,8 +495,8 @@ void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (N > kLongRow)
     ln_forward_rows<true><<<blocks_of(M, 1, op), kThreads, 0, stream>>>(xs, ws, bs, M, N, eps, os, mean, invstd);
   else
-    ln_forward_rows<false><<<blocks_of(M, kRowsPerBlock, op), kThreads, 0, stream>>>(xs, ws, bs, M, N, eps, os, mean,
-                                                                                      invstd);
+    ln_forward_rows<false>
+        <<<blocks_of(M, kRowsPerBlock, op), kThreads, 0, stream>>>(xs, ws, bs, M, N, eps, os, mean, invstd);
   MINIDL_CUDA_CHECK_LAUNCH(op);
 }
 
@@ -546,8 +523,8 @@ void layer_norm_backward(const Tensor& x, const Tensor& g, const Tensor& weight,
     if (N > kLongRow)
       ln_grad_rows<true><<<blocks_of(M, 1, op), kThreads, 0, stream>>>(xs, gs, ws, mean, invstd, M, N, gxs);
     else
-      ln_grad_rows<false><<<blocks_of(M, kRowsPerBlock, op), kThreads, 0, stream>>>(xs, gs, ws, mean, invstd, M, N,
-                                                                                     gxs);
+      ln_grad_rows<false>
+          <<<blocks_of(M, kRowsPerBlock, op), kThreads, 0, stream>>>(xs, gs, ws, mean, invstd, M, N, gxs);
     MINIDL_CUDA_CHECK_LAUNCH(op);
   }
 

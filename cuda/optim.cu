@@ -7,8 +7,6 @@
 namespace minidl::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 __global__ void sgd_kernel(optim::SgdF<float> f, float* p, const float* g, float* buf, int64_t n) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
@@ -36,27 +34,15 @@ void check(const char* op, const Tensor& p, std::initializer_list<const Tensor*>
 
 void sgd_update(const optim::SgdF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& buf) {
   check("SGD.step", param, {&grad, &buf});
-  const int64_t n = param.numel();
-  if (n == 0) return;
-  const int device = param.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  sgd_kernel<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      rule, device_data<float>(param), device_data<float>(grad), buf.defined() ? device_data<float>(buf) : nullptr, n);
-  MINIDL_CUDA_CHECK_LAUNCH("SGD.step");
+  launch_grid_stride("SGD.step", param.device().index, param.numel(), sgd_kernel, rule, device_data<float>(param),
+                     device_data<float>(grad), buf.defined() ? device_data<float>(buf) : nullptr, param.numel());
 }
 
 void adam_update(const optim::AdamF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& m,
                  const Tensor& v) {
   check("Adam.step", param, {&grad, &m, &v});
-  const int64_t n = param.numel();
-  if (n == 0) return;
-  const int device = param.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  adam_kernel<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      rule, device_data<float>(param), device_data<float>(grad), device_data<float>(m), device_data<float>(v), n);
-  MINIDL_CUDA_CHECK_LAUNCH("Adam.step");
+  launch_grid_stride("Adam.step", param.device().index, param.numel(), adam_kernel, rule, device_data<float>(param),
+                     device_data<float>(grad), device_data<float>(m), device_data<float>(v), param.numel());
 }
 
 }  // namespace minidl::cuda

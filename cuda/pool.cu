@@ -191,50 +191,26 @@ void check_float32(const char* op, const Tensor& t) {
 
 void max_pool_forward(const Tensor& x, const PoolShape& s, const Tensor& y, const Tensor& indices) {
   check_float32("max_pool", x);
-  const int64_t n = s.planes * s.out_plane();
-  if (n == 0) return;
-  const int device = x.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  max_forward<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      device_data<float>(x), s, device_data<float>(y), device_data<int64_t>(indices));
-  MINIDL_CUDA_CHECK_LAUNCH("max_pool");
+  launch_grid_stride("max_pool", x.device().index, s.planes * s.out_plane(), max_forward, device_data<float>(x), s,
+                     device_data<float>(y), device_data<int64_t>(indices));
 }
 
 void max_pool_backward(const Tensor& gy, const Tensor& indices, const PoolShape& s, const Tensor& gx) {
   check_float32("max_pool backward", gy);
-  const int64_t n = s.planes * s.in_plane();
-  if (n == 0) return;
-  const int device = gy.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  max_backward<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      device_data<float>(gy), device_data<int64_t>(indices), s, device_data<float>(gx));
-  MINIDL_CUDA_CHECK_LAUNCH("max_pool backward");
+  launch_grid_stride("max_pool backward", gy.device().index, s.planes * s.in_plane(), max_backward,
+                     device_data<float>(gy), device_data<int64_t>(indices), s, device_data<float>(gx));
 }
 
 void avg_pool_forward(const Tensor& x, const PoolShape& s, int64_t divisor, const Tensor& y) {
   check_float32("avg_pool", x);
-  const int64_t n = s.planes * s.out_plane();
-  if (n == 0) return;
-  const int device = x.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  avg_forward<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(device_data<float>(x), s, divisor,
-                                                                                 device_data<float>(y));
-  MINIDL_CUDA_CHECK_LAUNCH("avg_pool");
+  launch_grid_stride("avg_pool", x.device().index, s.planes * s.out_plane(), avg_forward, device_data<float>(x), s,
+                     divisor, device_data<float>(y));
 }
 
 void avg_pool_backward(const Tensor& gy, const PoolShape& s, int64_t divisor, const Tensor& gx) {
   check_float32("avg_pool backward", gy);
-  const int64_t n = s.planes * s.in_plane();
-  if (n == 0) return;
-  const int device = gy.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  avg_backward<<<grid_for(n, kThreads, device), kThreads, 0, stream_of(device)>>>(device_data<float>(gy), s, divisor,
-                                                                                  device_data<float>(gx));
-  MINIDL_CUDA_CHECK_LAUNCH("avg_pool backward");
+  launch_grid_stride("avg_pool backward", gy.device().index, s.planes * s.in_plane(), avg_backward,
+                     device_data<float>(gy), s, divisor, device_data<float>(gx));
 }
 
 }  // namespace minidl::cuda

@@ -26,16 +26,16 @@ __global__ void philox_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, d
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t blk = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; blk < blocks; blk += step) {
     const uint64_t ctr = offset + static_cast<uint64_t>(blk);
-    const philox::Block r = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u,
-                                                  0u, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+    const philox::Block r = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u, 0u,
+                                                  static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
     double u[4];
 #pragma unroll
     for (int k = 0; k < per_block; ++k)
       u[k] = wide ? philox::to_unit_double(r.v[2 * k], r.v[2 * k + 1]) : philox::to_unit_float(r.v[k]);
     const int64_t first = blk * per_block;
     if constexpr (kind == Draw::Uniform) {
-      const T top = wide ? static_cast<T>(nextafter(b, a)) : static_cast<T>(nextafterf(static_cast<float>(b),
-                                                                                        static_cast<float>(a)));
+      const T top = wide ? static_cast<T>(nextafter(b, a))
+                         : static_cast<T>(nextafterf(static_cast<float>(b), static_cast<float>(a)));
 #pragma unroll
       for (int k = 0; k < per_block; ++k) {
         if (first + k >= n) break;
@@ -117,7 +117,9 @@ void arange(const Tensor& out, double start, double step) {
   const unsigned blocks = grid_for(n, kThreads, device);
   switch (out.dtype()) {
     case DType::Float32: arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<float>(out), n, start, step); break;
-    case DType::Float64: arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<double>(out), n, start, step); break;
+    case DType::Float64:
+      arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<double>(out), n, start, step);
+      break;
     case DType::Int64: arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<int64_t>(out), n, start, step); break;
     case DType::Bool: fail("arange: bool is not an arithmetic dtype");
   }

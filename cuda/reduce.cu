@@ -41,7 +41,8 @@ Dims make_dims(std::vector<int64_t> shape, std::vector<int64_t> strides, const c
   merge_dims(shape, strides);
   Dims d;
   d.nd = static_cast<int>(shape.size());
-  MINIDL_CHECK(d.nd <= kMaxDims, op, ": the CUDA reduction addresses at most ", kMaxDims, " dims that cannot be merged");
+  MINIDL_CHECK(d.nd <= kMaxDims, op, ": the CUDA reduction addresses at most ", kMaxDims,
+               " dims that cannot be merged");
   for (int i = 0; i < d.nd; ++i) {
     d.shape[i] = shape[i];
     d.stride[i] = strides[i];
@@ -113,31 +114,13 @@ struct ExtremeFold {
   __device__ Out finish(const State& s, int64_t) const { return s; }
 };
 
-struct Welford {
-  double n, mean, m2;
-};
 struct VarFold {
   using State = Welford;
   using Out = float;
   int64_t ddof = 1;
-  __device__ State init() const { return {0.0, 0.0, 0.0}; }
-  __device__ void add(State& s, float v, int64_t) const {
-    s.n += 1;
-    const double d = v - s.mean;
-    s.mean += d / s.n;
-    s.m2 += d * (v - s.mean);
-  }
-  __device__ void merge(State& a, const State& b) const {
-    if (b.n == 0) return;
-    if (a.n == 0) {
-      a = b;
-      return;
-    }
-    const double n = a.n + b.n, d = b.mean - a.mean;
-    a.mean += d * (b.n / n);
-    a.m2 += b.m2 + d * d * (a.n * b.n / n);
-    a.n = n;
-  }
+  __device__ State init() const { return {}; }
+  __device__ void add(State& s, float v, int64_t) const { s.add(v); }
+  __device__ void merge(State& a, const State& b) const { a.merge(b); }
   __device__ Out finish(const State& s, int64_t count) const {
     const double divisor = static_cast<double>(count - ddof);
     return divisor > 0 ? static_cast<float>(s.m2 / divisor) : NAN;
@@ -250,8 +233,7 @@ void launch_items(const char* op, const Fold& fold, const Tensor& x, const Plan&
 }
 
 template <class Fold>
-void run(const char* op, const Fold& fold, const Tensor& x, const std::vector<int64_t>& dims,
-         typename Fold::Out* out) {
+void run(const char* op, const Fold& fold, const Tensor& x, const std::vector<int64_t>& dims, typename Fold::Out* out) {
   using State = typename Fold::State;
   const Plan p = make_plan(x, dims, op);
   if (p.outputs == 0) return;

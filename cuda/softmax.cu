@@ -77,7 +77,8 @@ __global__ void softmax_rows(Geometry<2> rows, int64_t n, int64_t xs, int64_t os
     for (int64_t i = lane; i < n; i += group) out[i * os] = x[i * xs] - lse;
   } else {
     const double inv = 1.0 / a.s;
-    for (int64_t i = lane; i < n; i += group) out[i * os] = static_cast<float>(exp(static_cast<double>(x[i * xs] - m)) * inv);
+    for (int64_t i = lane; i < n; i += group)
+      out[i * os] = static_cast<float>(exp(static_cast<double>(x[i * xs] - m)) * inv);
   }
 }
 
@@ -144,8 +145,9 @@ void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
   const int device = x.device().index;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
-  softmax_rows<<<blocks_for(rows.numel, group), kThreads, group > 1 ? sizeof(MaxSum) * kThreads : 0,
-                 stream_of(device)>>>(rows, n, x.stride(dim), out.stride(dim), group, log);
+  const size_t smem = group > 1 ? sizeof(MaxSum) * kThreads : 0;
+  softmax_rows<<<blocks_for(rows.numel, group), kThreads, smem, stream_of(device)>>>(rows, n, x.stride(dim),
+                                                                                     out.stride(dim), group, log);
   MINIDL_CUDA_CHECK_LAUNCH("softmax");
 }
 
@@ -163,8 +165,9 @@ void softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, bool log, c
   const int device = y.device().index;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
-  softmax_backward_rows<<<blocks_for(rows.numel, group), kThreads, group > 1 ? sizeof(double) * kThreads : 0,
-                          stream_of(device)>>>(rows, n, y.stride(dim), g.stride(dim), gx.stride(dim), group, log);
+  const size_t smem = group > 1 ? sizeof(double) * kThreads : 0;
+  softmax_backward_rows<<<blocks_for(rows.numel, group), kThreads, smem, stream_of(device)>>>(
+      rows, n, y.stride(dim), g.stride(dim), gx.stride(dim), group, log);
   MINIDL_CUDA_CHECK_LAUNCH("softmax backward");
 }
 

@@ -28,18 +28,18 @@ struct LoaderConfig {
   bool shuffle = true;
   bool drop_last = false;  // drop a final partial batch
   uint64_t seed = 0;
-  int workers = 2;                // decoding threads; 0 decodes on the calling thread
-  int prefetch = 4;               // batches prepared ahead of the consumer (bounded queue)
-  int image_size = 112;           // frames are resized to image_size x image_size
-  bool augment = false;           // training only: brightness and contrast factors from U[0.8, 1.2] per clip
-  bool flip = false;              // training only: mirror a clip left-right with probability 1/2
-  float crop = 1.0f;              // training only, in (0, 1]: below 1, each clip shows a random square of side
-                                  // U[crop, 1] times the frame's, resized back to image_size
+  int workers = 2;                 // decoding threads; 0 decodes on the calling thread
+  int prefetch = 4;                // batches prepared ahead of the consumer (bounded queue)
+  int image_size = 112;            // frames are resized to image_size x image_size
+  bool augment = false;            // training only: brightness and contrast factors from U[0.8, 1.2] per clip
+  bool flip = false;               // training only: mirror a clip left-right with probability 1/2
+  float crop = 1.0f;               // training only, in (0, 1]: below 1, each clip shows a random square of side
+                                   // U[crop, 1] times the frame's, resized back to image_size
   double audio_snr_db = INFINITY;  // evaluation under noise: white noise this many dB below each clip's power
-  Device device = Device::cpu();  // where batches are delivered: workers copy them there, off the
-                                  // consumer's thread (a GPU needs the CUDA backend)
-  bool skip_bad_files = false;    // a corrupt frame or wav: error naming it (false) or a counted warning,
-                                  // the frame treated as missing / the audio as silent (true)
+  Device device = Device::cpu();   // where batches are delivered: workers copy them there, off the
+                                   // consumer's thread (a GPU needs the CUDA backend)
+  bool skip_bad_files = false;     // a corrupt frame or wav: error naming it (false) or a counted warning,
+                                   // the frame treated as missing / the audio as silent (true)
   std::array<float, 3> mean{0.43216f, 0.394666f, 0.37645f};  // per RGB channel, after / 255
   std::array<float, 3> std{0.22803f, 0.22145f, 0.216989f};
   WindowConfig windows;

@@ -283,8 +283,13 @@ void SGD::step() {
     const bool first = param_step(w.index) == 0;
     auto rule = [&](auto zero) {
       using T = decltype(zero);
-      return SgdF<T>{T(-lr_),   T(options_.weight_decay), T(options_.momentum), T(1.0 - options_.dampening),
-                     use_momentum, options_.nesterov,       first};
+      return SgdF<T>{T(-lr_),
+                     T(options_.weight_decay),
+                     T(options_.momentum),
+                     T(1.0 - options_.dampening),
+                     use_momentum,
+                     options_.nesterov,
+                     first};
     };
     apply(
         *this, p, w.grad,

@@ -44,14 +44,14 @@ namespace {
 
 // A failed cuDNN call becomes a minidl::Error naming the file, the line, the call and cuDNN's message;
 // CUDNN_CHECK_IN adds what was being done (the algorithm, the geometry).
-#define CUDNN_CHECK(call)                                                                        \
-  do {                                                                                           \
-    const cudnnStatus_t minidl_st_ = (call);                                                     \
+#define CUDNN_CHECK(call)                                                                            \
+  do {                                                                                               \
+    const cudnnStatus_t minidl_st_ = (call);                                                         \
     if (minidl_st_ != CUDNN_STATUS_SUCCESS) cudnn_failed(minidl_st_, __FILE__, __LINE__, #call, ""); \
   } while (0)
-#define CUDNN_CHECK_IN(call, context)                                                                 \
-  do {                                                                                                \
-    const cudnnStatus_t minidl_st_ = (call);                                                          \
+#define CUDNN_CHECK_IN(call, context)                                                                       \
+  do {                                                                                                      \
+    const cudnnStatus_t minidl_st_ = (call);                                                                \
     if (minidl_st_ != CUDNN_STATUS_SUCCESS) cudnn_failed(minidl_st_, __FILE__, __LINE__, #call, (context)); \
   } while (0)
 
@@ -219,8 +219,8 @@ void make_descriptors(Plan& p, const ConvShape& s, bool tf32) {
   int out[5] = {};
   CUDNN_CHECK(cudnnGetConvolutionNdForwardOutputDim(p.conv, p.x, p.w, d.nb, out));
   for (int i = 0; i < d.nb; ++i)
-    MINIDL_CHECK(out[i] == d.y[i], "cudnn oracle: cuDNN computes output dim ", i, " = ", out[i], " where the ConvShape has ",
-                 d.y[i], " (", geometry_str(s), ")");
+    MINIDL_CHECK(out[i] == d.y[i], "cudnn oracle: cuDNN computes output dim ", i, " = ", out[i],
+                 " where the ConvShape has ", d.y[i], " (", geometry_str(s), ")");
 }
 
 // The data pointers of one call: x is the input or its gradient, w the filter or its gradient, y the
@@ -285,15 +285,16 @@ struct BackwardData {
   }
   static cudnnStatus_t time(cudnnHandle_t h, const Plan& p, const Args& a, int n, int* got, Perf* perf, void* ws,
                             size_t bytes) {
-    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, a.w, p.y, a.y, p.conv, p.x, a.x, n, got, perf, ws, bytes);
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, a.w, p.y, a.y, p.conv, p.x, a.x, n, got, perf, ws,
+                                                       bytes);
   }
   static cudnnStatus_t workspace(cudnnHandle_t h, const Plan& p, Algo algo, size_t* bytes) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv, p.x, algo, bytes);
   }
   static cudnnStatus_t run(cudnnHandle_t h, const Plan& p, const Args& a, void* ws) {
     const float one = 1.0f, zero = 0.0f;
-    return cudnnConvolutionBackwardData(h, &one, p.w, a.w, p.y, a.y, p.conv, static_cast<Algo>(p.algo), ws,
-                                        p.workspace, &zero, p.x, a.x);
+    return cudnnConvolutionBackwardData(h, &one, p.w, a.w, p.y, a.y, p.conv, static_cast<Algo>(p.algo), ws, p.workspace,
+                                        &zero, p.x, a.x);
   }
   static bool accurate(Algo a) {
     return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
@@ -358,8 +359,7 @@ struct BackwardFilter {
 // any that would convert to half precision, tensor-op ones when float32 math is asked for, and (Accurate,
 // first round) FFT and Winograd. The first whose workspace size cuDNN can tell is taken.
 template <class P>
-void choose(cudnnHandle_t h, Plan& p, const Args* args, bool tf32, AlgoChoice choice, int device,
-            const ConvShape& s) {
+void choose(cudnnHandle_t h, Plan& p, const Args* args, bool tf32, AlgoChoice choice, int device, const ConvShape& s) {
   int n = 0;
   CUDNN_CHECK(P::max_count(h, &n));
   n = std::max(n, 1);
@@ -406,14 +406,21 @@ void choose(cudnnHandle_t h, Plan& p, const Args* args, bool tf32, AlgoChoice ch
     }
     if (choice != AlgoChoice::Accurate) break;
   }
-  fail("cudnn oracle: no usable ", P::kName, " algorithm (", tf32 ? "TF32" : "float32", " math) for ",
-       geometry_str(s), "; cuDNN offered: ", seen.str());
+  fail("cudnn oracle: no usable ", P::kName, " algorithm (", tf32 ? "TF32" : "float32", " math) for ", geometry_str(s),
+       "; cuDNN offered: ", seen.str());
 }
 
 std::vector<int64_t> plan_key(ConvPass pass, const ConvShape& s, bool tf32, AlgoChoice choice, int device) {
-  std::vector<int64_t> k{static_cast<int64_t>(pass), tf32 ? 1 : 0, static_cast<int64_t>(choice), device,
-                         s.batch, s.in_channels, s.out_channels, s.groups};
-  for (const Dims3* d : {&s.in, &s.kernel, &s.out, &s.stride, &s.padding, &s.dilation}) k.insert(k.end(), d->begin(), d->end());
+  std::vector<int64_t> k{static_cast<int64_t>(pass),
+                         tf32 ? 1 : 0,
+                         static_cast<int64_t>(choice),
+                         device,
+                         s.batch,
+                         s.in_channels,
+                         s.out_channels,
+                         s.groups};
+  for (const Dims3* d : {&s.in, &s.kernel, &s.out, &s.stride, &s.padding, &s.dilation})
+    k.insert(k.end(), d->begin(), d->end());
   return k;
 }
 
@@ -436,11 +443,12 @@ const Plan& plan_for(cudnnHandle_t h, const ConvShape& s, bool tf32, const Args&
 }
 
 // x [d0, d1, ...] with numel d0 d1 rest, contiguous float32 on `device`.
-void check_tensor(const char* op, const char* what, const Tensor& t, int64_t d0, int64_t d1, int64_t rest,
-                  int device, const ConvShape& s) {
+void check_tensor(const char* op, const char* what, const Tensor& t, int64_t d0, int64_t d1, int64_t rest, int device,
+                  const ConvShape& s) {
   MINIDL_CHECK(t.defined(), "cudnn ", op, ": ", what, " is undefined");
   MINIDL_CHECK(t.device().is_cuda() && t.device().index == device && t.dtype() == kFloat32 && t.is_contiguous(),
-               "cudnn ", op, ": ", what, " must be a contiguous float32 tensor on cuda:", device, ", got ", t.meta_str());
+               "cudnn ", op, ": ", what, " must be a contiguous float32 tensor on cuda:", device, ", got ",
+               t.meta_str());
   MINIDL_CHECK(t.dim() >= 3 && t.size(0) == d0 && t.size(1) == d1 && t.numel() == d0 * d1 * rest, "cudnn ", op, ": ",
                what, " ", t.meta_str(), " does not fit ", geometry_str(s));
 }
@@ -500,8 +508,8 @@ ConvShape conv_shape(const Shape& x, const Shape& w, const std::vector<int64_t>&
   s.in_channels = x[1];
   s.out_channels = w[0];
   s.groups = groups;
-  MINIDL_CHECK(groups >= 1 && x[1] % groups == 0 && w[0] % groups == 0 && w[1] * groups == x[1],
-               "cudnn conv_shape: x ", shape_str(x), " and w ", shape_str(w), " do not fit groups ", groups);
+  MINIDL_CHECK(groups >= 1 && x[1] % groups == 0 && w[0] % groups == 0 && w[1] * groups == x[1], "cudnn conv_shape: x ",
+               shape_str(x), " and w ", shape_str(w), " do not fit groups ", groups);
   const int64_t lead = 3 - rank;
   for (int64_t d = 0; d < rank; ++d) {
     const size_t i = static_cast<size_t>(lead + d), j = static_cast<size_t>(d);
@@ -511,9 +519,9 @@ ConvShape conv_shape(const Shape& x, const Shape& w, const std::vector<int64_t>&
     s.padding[i] = pad[j];
     s.dilation[i] = dil[j];
     s.out[i] = (s.in[i] + 2 * s.padding[i] - s.dilation[i] * (s.kernel[i] - 1) - 1) / s.stride[i] + 1;
-    MINIDL_CHECK(s.stride[i] >= 1 && s.dilation[i] >= 1 && s.padding[i] >= 0 && s.out[i] >= 1,
-                 "cudnn conv_shape: x ", shape_str(x), ", w ", shape_str(w), ", stride ", shape_str(stride),
-                 ", padding ", shape_str(padding), ", dilation ", shape_str(dilation), " leave no output");
+    MINIDL_CHECK(s.stride[i] >= 1 && s.dilation[i] >= 1 && s.padding[i] >= 0 && s.out[i] >= 1, "cudnn conv_shape: x ",
+                 shape_str(x), ", w ", shape_str(w), ", stride ", shape_str(stride), ", padding ", shape_str(padding),
+                 ", dilation ", shape_str(dilation), " leave no output");
   }
   return s;
 }

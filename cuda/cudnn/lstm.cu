@@ -57,9 +57,9 @@ namespace {
 }  // namespace
 
 // A failed cuDNN call becomes a minidl::Error naming the file, the line, the call and cuDNN's message.
-#define CUDNN_CHECK(call)                                                                    \
-  do {                                                                                       \
-    const cudnnStatus_t minidl_st_ = (call);                                                 \
+#define CUDNN_CHECK(call)                                                                        \
+  do {                                                                                           \
+    const cudnnStatus_t minidl_st_ = (call);                                                     \
     if (minidl_st_ != CUDNN_STATUS_SUCCESS) cudnn_failed(minidl_st_, __FILE__, __LINE__, #call); \
   } while (0)
 
@@ -117,7 +117,7 @@ struct Lstm::Impl {
   cudnnDropoutDescriptor_t dropout = nullptr;
   cudnnRNNDescriptor_t rnn = nullptr;
   cudnnRNNDataDescriptor_t xdesc = nullptr, ydesc = nullptr;
-  cudnnTensorDescriptor_t hdesc = nullptr;               // [L D, B, H]: the h and c states (all null)
+  cudnnTensorDescriptor_t hdesc = nullptr;                   // [L D, B, H]: the h and c states (all null)
   cudnnTensorDescriptor_t mdesc = nullptr, bdesc = nullptr;  // filled by cudnnGetRNNWeightParams
 
   DeviceBuffer seq_lengths, weights, dweights, work, reserve;
@@ -218,8 +218,8 @@ struct Lstm::Impl {
     const Shape want{B, T, features};
     MINIDL_CHECK(t.defined() && t.device().is_cuda() && t.device().index == device && t.dtype() == kFloat32 &&
                      t.is_contiguous() && t.shape() == want,
-                 "cudnn::Lstm::", op, ": ", what, " must be a contiguous float32 ", shape_str(want), " tensor on cuda:",
-                 device, ", got ", t.defined() ? t.meta_str() : "an undefined tensor");
+                 "cudnn::Lstm::", op, ": ", what, " must be a contiguous float32 ", shape_str(want),
+                 " tensor on cuda:", device, ", got ", t.defined() ? t.meta_str() : "an undefined tensor");
   }
 };
 
@@ -265,8 +265,8 @@ Lstm::Lstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bid
   CUDNN_CHECK(cudnnSetRNNDataDescriptor(m.xdesc, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, T, B, I,
                                         lengths.data(), &fill));
   CUDNN_CHECK(cudnnCreateRNNDataDescriptor(&m.ydesc));
-  CUDNN_CHECK(cudnnSetRNNDataDescriptor(m.ydesc, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, T, B,
-                                        DH, lengths.data(), &fill));
+  CUDNN_CHECK(cudnnSetRNNDataDescriptor(m.ydesc, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED, T, B, DH,
+                                        lengths.data(), &fill));
 
   const int hdims[3] = {LD, B, H}, hstrides[3] = {B * H, H, 1};
   CUDNN_CHECK(cudnnCreateTensorDescriptor(&m.hdesc));
@@ -276,8 +276,8 @@ Lstm::Lstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bid
 
   size_t weight_bytes = 0, work_training = 0, work_inference = 0, reserve_bytes = 0, reserve_inference = 0;
   CUDNN_CHECK(cudnnGetRNNWeightSpaceSize(m.handle, m.rnn, &weight_bytes));
-  CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(m.handle, m.rnn, CUDNN_FWD_MODE_TRAINING, m.xdesc, &work_training,
-                                        &reserve_bytes));
+  CUDNN_CHECK(
+      cudnnGetRNNTempSpaceSizes(m.handle, m.rnn, CUDNN_FWD_MODE_TRAINING, m.xdesc, &work_training, &reserve_bytes));
   CUDNN_CHECK(cudnnGetRNNTempSpaceSizes(m.handle, m.rnn, CUDNN_FWD_MODE_INFERENCE, m.xdesc, &work_inference,
                                         &reserve_inference));
   m.weights.allocate(weight_bytes, device);
@@ -405,13 +405,11 @@ void Lstm::backward(const Tensor& y, const Tensor& dy) {
   m.dx = Tensor::empty({m.B, m.T, m.I}, kFloat32, Device::cuda(m.device));
   const int32_t* lengths = static_cast<const int32_t*>(m.seq_lengths.get());
   // dhy, dcy null: no gradient reaches the final states; dhx, dcx null: the initial states' are not wanted.
-  CUDNN_CHECK(cudnnRNNBackwardData_v8(m.handle, m.rnn, lengths, m.ydesc, y.raw_data(), dy.raw_data(), m.xdesc,
-                                      m.dx.raw_data(), m.hdesc, /*hx=*/nullptr, /*dhy=*/nullptr, /*dhx=*/nullptr,
-                                      m.hdesc, /*cx=*/nullptr, /*dcy=*/nullptr, /*dcx=*/nullptr, m.weights.bytes(),
-                                      m.weights.get(), m.work.bytes(), m.work.get(), m.reserve.bytes(),
-                                      m.reserve.get()));
-  if (m.dweights.bytes() > 0)
-    MINIDL_CUDA_CHECK(cudaMemsetAsync(m.dweights.get(), 0, m.dweights.bytes(), m.stream()));
+  CUDNN_CHECK(cudnnRNNBackwardData_v8(
+      m.handle, m.rnn, lengths, m.ydesc, y.raw_data(), dy.raw_data(), m.xdesc, m.dx.raw_data(), m.hdesc, /*hx=*/nullptr,
+      /*dhy=*/nullptr, /*dhx=*/nullptr, m.hdesc, /*cx=*/nullptr, /*dcy=*/nullptr, /*dcx=*/nullptr, m.weights.bytes(),
+      m.weights.get(), m.work.bytes(), m.work.get(), m.reserve.bytes(), m.reserve.get()));
+  if (m.dweights.bytes() > 0) MINIDL_CUDA_CHECK(cudaMemsetAsync(m.dweights.get(), 0, m.dweights.bytes(), m.stream()));
   CUDNN_CHECK(cudnnRNNBackwardWeights_v8(m.handle, m.rnn, CUDNN_WGRAD_MODE_ADD, lengths, m.xdesc, m.x.raw_data(),
                                          m.hdesc, /*hx=*/nullptr, m.ydesc, y.raw_data(), m.dweights.bytes(),
                                          m.dweights.get(), m.work.bytes(), m.work.get(), m.reserve.bytes(),

@@ -96,8 +96,8 @@ std::string conv_algorithm(ConvPass pass, const ConvShape& s, bool tf32);
 // use TF32 tensor cores on sm_80 and later (what PyTorch does with its default allow_tf32).
 class Lstm {
  public:
-  Lstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bidirectional, int64_t batch,
-       int64_t seq_len, bool tf32 = false, int device = 0);
+  Lstm(int64_t input_size, int64_t hidden_size, int64_t num_layers, bool bidirectional, int64_t batch, int64_t seq_len,
+       bool tf32 = false, int device = 0);
   ~Lstm();
   Lstm(const Lstm&) = delete;
   Lstm& operator=(const Lstm&) = delete;

@@ -60,8 +60,7 @@ void check_reductions(const Tensor& x, const std::vector<int64_t>& dims) {
     cpu::reduce(op, x, dims, out);
     return out.values<T>();
   };
-  const auto sum = run(ReduceOp::Sum), mean = run(ReduceOp::Mean), mx = run(ReduceOp::Max),
-             mn = run(ReduceOp::Min);
+  const auto sum = run(ReduceOp::Sum), mean = run(ReduceOp::Mean), mx = run(ReduceOp::Max), mn = run(ReduceOp::Min);
   std::array<std::vector<T>, 2> var;
   for (int64_t ddof : {0, 1}) {
     const Tensor out = Tensor::empty(ks, dt);

@@ -25,10 +25,10 @@ namespace minidl::cuda_test {
 
 inline bool have_gpu() { return cuda_device_count() > 0; }
 
-#define REQUIRE_GPU()                                                                                    \
-  if (!::minidl::cuda_test::have_gpu())                                                                  \
+#define REQUIRE_GPU()                                                                               \
+  if (!::minidl::cuda_test::have_gpu())                                                             \
   GTEST_SKIP() << (::minidl::cuda_built() ? "no CUDA device on this machine: this test needs a GPU" \
-                                           : "minidl was built without CUDA: this test needs a GPU")
+                                          : "minidl was built without CUDA: this test needs a GPU")
 
 inline const Device kGpu = Device::cuda(0);
 
@@ -60,10 +60,10 @@ inline std::string compare(const Tensor& actual, const Tensor& expected, double 
   return os.str();
 }
 
-#define EXPECT_CLOSE(actual, expected, atol, rtol)                                  \
-  do {                                                                             \
+#define EXPECT_CLOSE(actual, expected, atol, rtol)                                              \
+  do {                                                                                          \
     const std::string minidl_msg_ = ::minidl::cuda_test::compare(actual, expected, atol, rtol); \
-    EXPECT_TRUE(minidl_msg_.empty()) << minidl_msg_;                               \
+    EXPECT_TRUE(minidl_msg_.empty()) << minidl_msg_;                                            \
   } while (0)
 
 // Bit-for-bit equality of two float32 tensors (the arithmetic ops are exactly rounded on both sides).
@@ -118,6 +118,20 @@ inline void compare_op(const std::string& what, const OpFn& f, const std::vector
     EXPECT_TRUE(m.empty()) << "gradient of input " << i << ": " << m;
   }
 }
+
+// Two float32 sums of `terms` products in different orders (a GEMM, a convolution) drift apart by
+// about 1e-7 per term for inputs of order 1; ten times that plus 1e-5 relative. A wrong index or a
+// missed slice errs by the size of a whole term.
+inline Tolerance float_sums(int64_t terms) { return {1e-6 * static_cast<double>(terms), 1e-5}; }
+
+// A convolution's geometry for the CUDA and cuDNN tests.
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  std::vector<int64_t> stride, padding, dilation;
+  int64_t groups;
+  bool bias = false;
+};
 
 // The odd sizes of the CUDA issue: single elements, sizes that are not multiples of the vector width or
 // the block size, and one above a power of two.

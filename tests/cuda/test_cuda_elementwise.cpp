@@ -44,31 +44,39 @@ TEST(CudaElementwise, UnaryOpsAtOddSizes) {
   REQUIRE_GPU();
   for (const UnaryCase& c : unary_cases())
     for (const Shape& s : odd_shapes())
-      compare_op(std::string(c.name) + " " + shape_str(s), [&](const std::vector<Tensor>& v) { return c.f(v[0]); },
-                 {{s, c.lo, c.hi}}, c.fwd, c.bwd);
+      compare_op(
+          std::string(c.name) + " " + shape_str(s), [&](const std::vector<Tensor>& v) { return c.f(v[0]); },
+          {{s, c.lo, c.hi}}, c.fwd, c.bwd);
 }
 
 TEST(CudaElementwise, UnaryOpsOnViews) {
   REQUIRE_GPU();
   for (const UnaryCase& c : unary_cases()) {
-    compare_op(std::string(c.name) + " of a transpose", [&](const std::vector<Tensor>& v) { return c.f(v[0].t()); },
-               {{{33, 7}, c.lo, c.hi}}, c.fwd, c.bwd);
-    compare_op(std::string(c.name) + " of a strided slice",
-               [&](const std::vector<Tensor>& v) { return c.f(v[0].slice(1, 1, 33, 3)); }, {{{5, 33}, c.lo, c.hi}},
-               c.fwd, c.bwd);
-    compare_op(std::string(c.name) + " of an expand",
-               [&](const std::vector<Tensor>& v) { return c.f(v[0].expand({9, 33})); }, {{{1, 33}, c.lo, c.hi}},
-               c.fwd, c.bwd);
+    compare_op(
+        std::string(c.name) + " of a transpose", [&](const std::vector<Tensor>& v) { return c.f(v[0].t()); },
+        {{{33, 7}, c.lo, c.hi}}, c.fwd, c.bwd);
+    compare_op(
+        std::string(c.name) + " of a strided slice",
+        [&](const std::vector<Tensor>& v) { return c.f(v[0].slice(1, 1, 33, 3)); }, {{{5, 33}, c.lo, c.hi}}, c.fwd,
+        c.bwd);
+    compare_op(
+        std::string(c.name) + " of an expand",
+        [&](const std::vector<Tensor>& v) {
+          return c.f(v[0].expand({9, 33}));
+        },
+        {{{1, 33}, c.lo, c.hi}}, c.fwd, c.bwd);
   }
 }
 
 TEST(CudaElementwise, LongVectorsTakeTheVectorPathAndItsTail) {
   REQUIRE_GPU();
   // 2^20 + 3: float4 groups plus a three-element tail; offset by one element: misaligned, scalar path.
-  compare_op("exp, 2^20 + 3", [](const std::vector<Tensor>& v) { return exp(v[0]); }, {{{(1 << 20) + 3}, -2, 2}},
-             kMath, kMathGrad);
-  compare_op("mul, misaligned", [](const std::vector<Tensor>& v) { return v[0].slice(0, 1, 4098) * v[1]; },
-             {{{4098}}, {{4097}}}, kExact, kExact);
+  compare_op(
+      "exp, 2^20 + 3", [](const std::vector<Tensor>& v) { return exp(v[0]); }, {{{(1 << 20) + 3}, -2, 2}}, kMath,
+      kMathGrad);
+  compare_op(
+      "mul, misaligned", [](const std::vector<Tensor>& v) { return v[0].slice(0, 1, 4098) * v[1]; },
+      {{{4098}}, {{4097}}}, kExact, kExact);
 }
 
 TEST(CudaElementwise, BinaryOpsBroadcast) {
@@ -92,9 +100,9 @@ TEST(CudaElementwise, BinaryOpsBroadcast) {
     for (const auto& [sa, sb] : shapes) {
       // div's forward is exactly rounded; its backward (-g a / (b b)) and pow's are not single operations.
       const Tolerance fwd = std::string(c.name) == "pow" ? kMath : kExact;
-      compare_op(std::string(c.name) + " " + shape_str(sa) + " with " + shape_str(sb),
-                 [&](const std::vector<Tensor>& v) { return c.f(v[0], v[1]); }, {{sa, c.lo, 2}, {sb, c.lo, 2}}, fwd,
-                 c.tol);
+      compare_op(
+          std::string(c.name) + " " + shape_str(sa) + " with " + shape_str(sb),
+          [&](const std::vector<Tensor>& v) { return c.f(v[0], v[1]); }, {{sa, c.lo, 2}, {sb, c.lo, 2}}, fwd, c.tol);
     }
 }
 
@@ -118,7 +126,10 @@ TEST(CudaElementwise, ComparisonsWhereAndMaskedFill) {
       {"ge", [](const Tensor& x, const Tensor& y) { return ge(x, y); }},
       {"lt", [](const Tensor& x, const Tensor& y) { return lt(x, y); }},
       {"le", [](const Tensor& x, const Tensor& y) { return le(x, y); }},
-      {"eq", [](const Tensor& x, const Tensor& y) { return eq(x, y.expand({7, 33})); }},
+      {"eq",
+       [](const Tensor& x, const Tensor& y) {
+         return eq(x, y.expand({7, 33}));
+       }},
       {"ne", [](const Tensor& x, const Tensor& y) { return ne(x, y); }},
   };
   for (const auto& [name, f] : ops) {
@@ -128,10 +139,12 @@ TEST(CudaElementwise, ComparisonsWhereAndMaskedFill) {
     EXPECT_EQ(g.values<bool>(), c.values<bool>());
   }
   EXPECT_EQ(eq(ga, ga).values<bool>(), std::vector<bool>(7 * 33, true));
-  compare_op("where", [](const std::vector<Tensor>& v) { return where(gt(v[0], 0.0), v[0], v[1] * 3.0); },
-             {{{7, 33}}, {{33}}}, kExact, kExact);
-  compare_op("masked_fill", [](const std::vector<Tensor>& v) { return masked_fill(v[0], lt(v[0], 0.3), -4.0); },
-             {{{1000, 3}}}, kExact, kExact);
+  compare_op(
+      "where", [](const std::vector<Tensor>& v) { return where(gt(v[0], 0.0), v[0], v[1] * 3.0); }, {{{7, 33}}, {{33}}},
+      kExact, kExact);
+  compare_op(
+      "masked_fill", [](const std::vector<Tensor>& v) { return masked_fill(v[0], lt(v[0], 0.3), -4.0); }, {{{1000, 3}}},
+      kExact, kExact);
 }
 
 TEST(CudaElementwise, DtypeConversionsMatchTheCpu) {
@@ -146,7 +159,8 @@ TEST(CudaElementwise, DtypeConversionsMatchTheCpu) {
       EXPECT_EQ(g.values<double>().size(), c.values<double>().size());
       const std::vector<double> cv = c.values<double>(), gv = g.values<double>();
       for (size_t i = 0; i < cv.size(); ++i)
-        EXPECT_TRUE(cv[i] == gv[i] || (std::isnan(cv[i]) && std::isnan(gv[i]))) << i << ": " << gv[i] << " vs " << cv[i];
+        EXPECT_TRUE(cv[i] == gv[i] || (std::isnan(cv[i]) && std::isnan(gv[i])))
+            << i << ": " << gv[i] << " vs " << cv[i];
     }
 }
 
@@ -181,16 +195,29 @@ TEST(CudaElementwise, ClonesFillsAndInPlaceUpdates) {
 
 TEST(CudaElementwise, JoiningOpsAreStridedCopies) {
   REQUIRE_GPU();
-  compare_op("cat", [](const std::vector<Tensor>& v) { return cat({v[0], v[1].t(), v[0] * 2.0}, 1); },
-             {{{7, 5}}, {{3, 7}}}, kExact, kExact);
-  compare_op("stack", [](const std::vector<Tensor>& v) { return stack({v[0], v[1]}, 1); }, {{{33, 2}}, {{33, 2}}},
-             kExact, kExact);
-  compare_op("split",
-             [](const std::vector<Tensor>& v) {
-               const auto parts = split(v[0], 3, 0);
-               return parts[0] * 2.0 + parts[1] - parts[2];
-             },
-             {{{9, 4}}}, kExact, kExact);
-  compare_op("pad", [](const std::vector<Tensor>& v) { return pad(v[0], {2, 1, 0, 3}, 0.5); }, {{{7, 33}}}, kExact,
-             kExact);
+  compare_op(
+      "cat",
+      [](const std::vector<Tensor>& v) {
+        return cat({v[0], v[1].t(), v[0] * 2.0}, 1);
+      },
+      {{{7, 5}}, {{3, 7}}}, kExact, kExact);
+  compare_op(
+      "stack",
+      [](const std::vector<Tensor>& v) {
+        return stack({v[0], v[1]}, 1);
+      },
+      {{{33, 2}}, {{33, 2}}}, kExact, kExact);
+  compare_op(
+      "split",
+      [](const std::vector<Tensor>& v) {
+        const auto parts = split(v[0], 3, 0);
+        return parts[0] * 2.0 + parts[1] - parts[2];
+      },
+      {{{9, 4}}}, kExact, kExact);
+  compare_op(
+      "pad",
+      [](const std::vector<Tensor>& v) {
+        return pad(v[0], {2, 1, 0, 3}, 0.5);
+      },
+      {{{7, 33}}}, kExact, kExact);
 }

@@ -39,14 +39,15 @@ Tolerance tol_for(cuda::GemmPath path, int64_t K) { return path == cuda::GemmPat
 TEST(CudaGemm, OddSizesBothKernels) {
   REQUIRE_GPU();
   // Around the tile sizes: 1, below and above 32, 64 and 128, and one big enough for the 128 x 128 tiles.
-  const std::vector<std::array<int64_t, 3>> sizes = {{1, 1, 1},     {7, 33, 5},    {33, 7, 1000}, {64, 64, 32},
+  const std::vector<std::array<int64_t, 3>> sizes = {{1, 1, 1},     {7, 33, 5},    {33, 7, 1000},   {64, 64, 32},
                                                      {65, 129, 31}, {128, 128, 8}, {200, 300, 257}, {513, 260, 96}};
   for_each_path([&](cuda::GemmPath path, const char* name) {
     for (const auto& [M, N, K] : sizes) {
       const Tolerance t = tol_for(path, K);
-      compare_op(std::string(name) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K),
-                 [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{M, K}}, {{K, N}}}, t,
-                 tol_for(path, std::max({M, N, K})));
+      compare_op(
+          std::string(name) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K),
+          [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{M, K}}, {{K, N}}}, t,
+          tol_for(path, std::max({M, N, K})));
     }
   });
 }
@@ -56,20 +57,25 @@ TEST(CudaGemm, EveryOperandLayout) {
   for_each_path([&](cuda::GemmPath path, const char* name) {
     const int64_t M = 150, N = 140, K = 130;
     const Tolerance t = tol_for(path, 150);
-    compare_op(std::string(name) + " A^T B", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1]); },
-               {{{K, M}}, {{K, N}}}, t, t);
-    compare_op(std::string(name) + " A B^T", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1].t()); },
-               {{{M, K}}, {{N, K}}}, t, t);
-    compare_op(std::string(name) + " A^T B^T", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
-               {{{K, M}}, {{N, K}}}, t, t);
+    compare_op(
+        std::string(name) + " A^T B", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1]); },
+        {{{K, M}}, {{K, N}}}, t, t);
+    compare_op(
+        std::string(name) + " A B^T", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1].t()); },
+        {{{M, K}}, {{N, K}}}, t, t);
+    compare_op(
+        std::string(name) + " A^T B^T", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
+        {{{K, M}}, {{N, K}}}, t, t);
     // Neither index contiguous: copied to row-major first. A row slice of an aligned matrix: ld kept,
     // start misaligned (the vector loads must switch off).
-    compare_op(std::string(name) + " strided both ways",
-               [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 0, 2 * M, 2).slice(1, 0, 2 * K, 2), v[1]); },
-               {{{2 * M, 2 * K}}, {{K, N}}}, t, t);
-    compare_op(std::string(name) + " misaligned start",
-               [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 1, M + 1), v[1].slice(1, 3, N + 3)); },
-               {{{M + 1, K}}, {{K, N + 3}}}, t, t);
+    compare_op(
+        std::string(name) + " strided both ways",
+        [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 0, 2 * M, 2).slice(1, 0, 2 * K, 2), v[1]); },
+        {{{2 * M, 2 * K}}, {{K, N}}}, t, t);
+    compare_op(
+        std::string(name) + " misaligned start",
+        [](const std::vector<Tensor>& v) { return matmul(v[0].slice(0, 1, M + 1), v[1].slice(1, 3, N + 3)); },
+        {{{M + 1, K}}, {{K, N + 3}}}, t, t);
   });
 }
 
@@ -77,20 +83,25 @@ TEST(CudaGemm, BatchesBroadcastAndVectors) {
   REQUIRE_GPU();
   for_each_path([&](cuda::GemmPath path, const char* name) {
     const Tolerance t = tol_for(path, 96);
-    compare_op(std::string(name) + " batched", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
-               {{{6, 70, 96}}, {{6, 96, 80}}}, t, t);
-    compare_op(std::string(name) + " broadcast batch",
-               [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{3, 1, 65, 96}}, {{4, 96, 66}}}, t, t);
-    compare_op(std::string(name) + " many small (the fusion's shape)",
-               [](const std::vector<Tensor>& v) { return matmul(v[0].transpose(1, 2), v[1]); },
-               {{{64, 16, 32}}, {{64, 16, 64}}}, tol_for(path, 64), tol_for(path, 64));
-    compare_op(std::string(name) + " vector @ matrix", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
-               {{{96}}, {{96, 33}}}, t, t);
-    compare_op(std::string(name) + " matrix @ vector", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
-               {{{33, 96}}, {{96}}}, t, t);
-    compare_op(std::string(name) + " linear with bias",
-               [](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); }, {{{4, 16, 96}}, {{128, 96}}, {{128}}},
-               t, tol_for(path, 64));
+    compare_op(
+        std::string(name) + " batched", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+        {{{6, 70, 96}}, {{6, 96, 80}}}, t, t);
+    compare_op(
+        std::string(name) + " broadcast batch", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+        {{{3, 1, 65, 96}}, {{4, 96, 66}}}, t, t);
+    compare_op(
+        std::string(name) + " many small (the fusion's shape)",
+        [](const std::vector<Tensor>& v) { return matmul(v[0].transpose(1, 2), v[1]); },
+        {{{64, 16, 32}}, {{64, 16, 64}}}, tol_for(path, 64), tol_for(path, 64));
+    compare_op(
+        std::string(name) + " vector @ matrix", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+        {{{96}}, {{96, 33}}}, t, t);
+    compare_op(
+        std::string(name) + " matrix @ vector", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+        {{{33, 96}}, {{96}}}, t, t);
+    compare_op(
+        std::string(name) + " linear with bias", [](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2]); },
+        {{{4, 16, 96}}, {{128, 96}}, {{128}}}, t, tol_for(path, 64));
   });
 }
 

@@ -19,20 +19,6 @@
 using namespace minidl;
 using namespace minidl::cuda_test;
 
-namespace {
-
-Tolerance sums(int64_t terms) { return {1e-6 * static_cast<double>(terms), 1e-5}; }
-
-struct ConvCase {
-  const char* name;
-  Shape x, w;
-  std::vector<int64_t> stride, padding, dilation;
-  int64_t groups;
-  bool bias;
-};
-
-}  // namespace
-
 TEST(CudaConv, EveryRankStrideDilationAndGroups) {
   REQUIRE_GPU();
   const std::vector<ConvCase> cases = {
@@ -59,16 +45,17 @@ TEST(CudaConv, EveryRankStrideDilationAndGroups) {
         [&](const std::vector<Tensor>& v) {
           return conv(v[0], v[1], c.bias ? v[2] : Tensor(), c.stride, c.padding, c.dilation, c.groups);
         },
-        in, sums(k), sums(longest));
+        in, float_sums(k), float_sums(longest));
   }
 }
 
 TEST(CudaConv, LongWeightGradientIsSplitAndStaysDeterministic) {
   REQUIRE_GPU();
   // Few output channels, many positions: the weight gradient's reduction is cut into segments.
-  compare_op("4 channels over 64 x 64 x 52 positions",
-             [](const std::vector<Tensor>& v) { return conv(v[0], v[1], Tensor(), {1}, {1}); },
-             {{{64, 1, 64, 52}}, {{4, 1, 3, 3}}}, sums(9), sums(64 * 64 * 52));
+  compare_op(
+      "4 channels over 64 x 64 x 52 positions",
+      [](const std::vector<Tensor>& v) { return conv(v[0], v[1], Tensor(), {1}, {1}); },
+      {{{64, 1, 64, 52}}, {{4, 1, 3, 3}}}, float_sums(9), float_sums(64 * 64 * 52));
   Generator gen(3);
   Tensor x = randn({64, 1, 64, 52}, {.device = kGpu}, &gen), w = randn({4, 1, 3, 3}, {.device = kGpu}, &gen);
   w.requires_grad_();
@@ -84,14 +71,14 @@ TEST(CudaLstm, OneLayerBothDirectionsAllGradients) {
   const Tolerance tol{1e-4, 1e-4};
   for (bool reverse : {false, true})
     for (int64_t T : {1, 5, 16}) {
-      compare_op(std::string(reverse ? "reverse" : "forward") + " T=" + std::to_string(T),
-                 [&](const std::vector<Tensor>& v) {
-                   const LstmResult r = lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], reverse);
-                   // Every output reaches the loss, so every gradient path is compared.
-                   return cat({r.output.flatten(), r.h.flatten() * 2.0, r.c.flatten() * 3.0});
-                 },
-                 {{{3, T, 7}}, {{3, 6}}, {{3, 6}}, {{24, 7}, -0.5, 0.5}, {{24, 6}, -0.5, 0.5}, {{24}}, {{24}}}, tol,
-                 tol);
+      compare_op(
+          std::string(reverse ? "reverse" : "forward") + " T=" + std::to_string(T),
+          [&](const std::vector<Tensor>& v) {
+            const LstmResult r = lstm_layer(v[0], v[1], v[2], v[3], v[4], v[5], v[6], reverse);
+            // Every output reaches the loss, so every gradient path is compared.
+            return cat({r.output.flatten(), r.h.flatten() * 2.0, r.c.flatten() * 3.0});
+          },
+          {{{3, T, 7}}, {{3, 6}}, {{3, 6}}, {{24, 7}, -0.5, 0.5}, {{24, 6}, -0.5, 0.5}, {{24}}, {{24}}}, tol, tol);
     }
 }
 
@@ -128,8 +115,8 @@ TEST(CudaOptim, FusedUpdatesMatchTheCpu) {
     const optim::NamedTensors params{{"w", w}, {"b", b}};
     std::unique_ptr<optim::Optimizer> opt;
     if (kind == "sgd")
-      opt = std::make_unique<optim::SGD>(params, 0.1, optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01,
-                                                                        .nesterov = true});
+      opt = std::make_unique<optim::SGD>(params, 0.1,
+                                         optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
     else if (kind == "adam")
       opt = std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
     else

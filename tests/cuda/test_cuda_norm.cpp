@@ -74,8 +74,8 @@ void check_batch_norm_all_modes(const std::string& what, const Shape& shape, dou
 // `affine`; `view` as above.
 void check_layer_norm(const std::string& what, const Shape& leaf_shape, const Shape& normalized, bool affine,
                       const std::function<Tensor(const Tensor&)>& view = nullptr) {
-  const std::string name = what + " " + shape_str(leaf_shape) + " over " + shape_str(normalized) +
-                           (affine ? ", affine" : "");
+  const std::string name =
+      what + " " + shape_str(leaf_shape) + " over " + shape_str(normalized) + (affine ? ", affine" : "");
   const OpFn f = [&](const std::vector<Tensor>& v) {
     const Tensor x = view ? view(v[0]) : v[0];
     return layer_norm(x, normalized, affine ? v[1] : Tensor(), affine ? v[2] : Tensor(), 1e-5);
@@ -106,7 +106,8 @@ TEST(CudaBatchNorm, ManyValuesPerChannelUseTheSegmentedSums) {
   REQUIRE_GPU();
   // 8 channels of 64 * 4 * 28 * 28 = 200704 values: each channel is split over dozens of blocks whose
   // partial states are merged in order.
-  for (Mode mode : {Mode::TrainRunning, Mode::Eval}) check_batch_norm("[B, C, T, H, W]", {64, 8, 4, 28, 28}, mode, true);
+  for (Mode mode : {Mode::TrainRunning, Mode::Eval})
+    check_batch_norm("[B, C, T, H, W]", {64, 8, 4, 28, 28}, mode, true);
   check_batch_norm("[B, C] with a long batch", {100000, 3}, Mode::TrainRunning, true);
 }
 
@@ -126,7 +127,8 @@ TEST(CudaBatchNorm, StridedInputsAndBroadcastGradients) {
   for (Mode mode : {Mode::TrainRunning, Mode::Eval}) {
     check_batch_norm("channels-last", {3, 5, 6, 4}, mode, true, -2, 2, channels_last, nullptr, 3);
     check_batch_norm("sum of", {5, 3, 7}, mode, true, -2, 2, nullptr, total);
-    check_batch_norm("a transpose", {7, 33}, mode, false, -2, 2, [](const Tensor& t) { return t.t(); }, nullptr, 0);
+    check_batch_norm(
+        "a transpose", {7, 33}, mode, false, -2, 2, [](const Tensor& t) { return t.t(); }, nullptr, 0);
   }
 }
 

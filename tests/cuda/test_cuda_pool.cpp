@@ -46,7 +46,7 @@ std::vector<Case> sliding_cases() {
       {{2, 3, 7, 7}, {3, 3}, {1}, {1}},
       {{2, 3, 7, 33}, {3, 2}, {2, 1}, {1, 0}},
       {{2, 3, 33, 7}, {2, 3}, {3, 4}, {0, 1}},  // stride > kernel in both dims
-      {{4, 5, 8, 8}, {2, 2}, {}, {0}},           // stride defaults to the kernel
+      {{4, 5, 8, 8}, {2, 2}, {}, {0}},          // stride defaults to the kernel
       {{1, 2, 7, 5}, {5, 4}, {1, 3}, {2, 2}},   // large overlap along the first dim
       // 3-D
       {{2, 2, 7, 6, 5}, {3, 3, 3}, {2}, {1}},
@@ -85,9 +85,10 @@ Tensor plateaus(const Shape& shape) {
 TEST(CudaPool, MaxPoolSlidingWindows) {
   REQUIRE_GPU();
   for (const Case& c : sliding_cases())
-    compare_op("max_pool " + case_str(c),
-               [&](const std::vector<Tensor>& v) { return max_pool(v[0], c.kernel, c.stride, c.padding); },
-               {{c.shape}}, kExact, kExact);
+    compare_op(
+        "max_pool " + case_str(c),
+        [&](const std::vector<Tensor>& v) { return max_pool(v[0], c.kernel, c.stride, c.padding); }, {{c.shape}},
+        kExact, kExact);
 }
 
 TEST(CudaPool, AvgPoolSlidingWindowsWithAndWithoutPadInTheCount) {
@@ -103,20 +104,21 @@ TEST(CudaPool, AvgPoolSlidingWindowsWithAndWithoutPadInTheCount) {
 TEST(CudaPool, AdaptiveAvgPoolDividingAndNotDividingTheInput) {
   REQUIRE_GPU();
   const std::vector<std::pair<Shape, Ints>> cases = {
-      {{2, 3, 7}, {3}},              // 7 -> 3: cells of 3, 3, 3 overlapping by one
-      {{2, 3, 5}, {1}},              // 5 -> 1: the whole dim
-      {{2, 3, 1}, {1}},              // 1 -> 1
-      {{2, 3, 33}, {11}},            // divides: disjoint cells of 3
-      {{2, 3, 3}, {7}},              // more outputs than inputs: every input in two or three cells
+      {{2, 3, 7}, {3}},    // 7 -> 3: cells of 3, 3, 3 overlapping by one
+      {{2, 3, 5}, {1}},    // 5 -> 1: the whole dim
+      {{2, 3, 1}, {1}},    // 1 -> 1
+      {{2, 3, 33}, {11}},  // divides: disjoint cells of 3
+      {{2, 3, 3}, {7}},    // more outputs than inputs: every input in two or three cells
       {{2, 3, 7, 5}, {3, 1}},
-      {{2, 3, 33, 7}, {4, 7}},       // 7 -> 7 is the identity
+      {{2, 3, 33, 7}, {4, 7}},  // 7 -> 7 is the identity
       {{1, 2, 1, 1}, {1, 1}},
       {{2, 2, 7, 6, 5}, {3, 4, 2}},
       {{1, 2, 5, 7, 9}, {1, 1, 1}},  // a global average pool in 3-D
   };
   for (const auto& [shape, out] : cases)
-    compare_op("adaptive_avg_pool " + shape_str(shape) + " to " + shape_str(out),
-               [&](const std::vector<Tensor>& v) { return adaptive_avg_pool(v[0], out); }, {{shape}}, kUlp, kUlp);
+    compare_op(
+        "adaptive_avg_pool " + shape_str(shape) + " to " + shape_str(out),
+        [&](const std::vector<Tensor>& v) { return adaptive_avg_pool(v[0], out); }, {{shape}}, kUlp, kUlp);
 }
 
 TEST(CudaPool, ResNetStemAndHead) {
@@ -124,9 +126,12 @@ TEST(CudaPool, ResNetStemAndHead) {
   const auto stem = [](const std::vector<Tensor>& v) { return max_pool(v[0], {3, 3}, {2}, {1}); };
   compare_op("max_pool 3x3/2 pad 1 on [2, 8, 33, 27]", stem, {{{2, 8, 33, 27}}}, kExact, kExact);
   // Enough elements that the grid-stride loops go round more than once.
-  compare_op("global average pool of [16, 512, 9, 9]",
-             [](const std::vector<Tensor>& v) { return adaptive_avg_pool(v[0], {1, 1}); }, {{{16, 512, 9, 9}}}, kUlp,
-             kUlp);
+  compare_op(
+      "global average pool of [16, 512, 9, 9]",
+      [](const std::vector<Tensor>& v) {
+        return adaptive_avg_pool(v[0], {1, 1});
+      },
+      {{{16, 512, 9, 9}}}, kUlp, kUlp);
   compare_op("max_pool 3x3/2 pad 1 on [16, 64, 56, 56]", stem, {{{16, 64, 56, 56}}}, kExact, kExact);
 }
 
@@ -134,18 +139,22 @@ TEST(CudaPool, MaxPoolTiesPickTheCpusElement) {
   REQUIRE_GPU();
   compare_on_values("plateaus, 1-D overlap", plateaus({2, 3, 33}),
                     [](const Tensor& x) { return max_pool(x, {4}, {1}, {2}); });
-  compare_on_values("plateaus, 2-D 3x3/2 pad 1", plateaus({2, 8, 33, 27}),
-                    [](const Tensor& x) { return max_pool(x, {3, 3}, {2}, {1}); });
-  compare_on_values("plateaus, 3-D", plateaus({2, 2, 7, 6, 5}),
-                    [](const Tensor& x) { return max_pool(x, {3, 2, 3}, {1, 2, 2}, {1, 1, 1}); });
-  compare_on_values("all equal", full({2, 3, 7, 7}, 1.5),
-                    [](const Tensor& x) { return max_pool(x, {3, 3}, {1}, {1}); });
+  compare_on_values("plateaus, 2-D 3x3/2 pad 1", plateaus({2, 8, 33, 27}), [](const Tensor& x) {
+    return max_pool(x, {3, 3}, {2}, {1});
+  });
+  compare_on_values("plateaus, 3-D", plateaus({2, 2, 7, 6, 5}), [](const Tensor& x) {
+    return max_pool(x, {3, 2, 3}, {1, 2, 2}, {1, 1, 1});
+  });
+  compare_on_values("all equal", full({2, 3, 7, 7}, 1.5), [](const Tensor& x) {
+    return max_pool(x, {3, 3}, {1}, {1});
+  });
   // NaN wins its windows and stays, -inf windows fall back on their first element.
   const double nan = std::nan(""), inf = INFINITY;
   const Tensor special = from_vector({1, nan, 2, nan, 0, -inf, -inf, -inf, -inf, 3, 3, nan, -inf, 2, 2, 2}, {1, 2, 8});
   compare_on_values("NaN and -inf", special, [](const Tensor& x) { return max_pool(x, {3}, {1}, {1}); });
-  compare_on_values("NaN and -inf, 2-D", special.reshape({1, 1, 4, 4}),
-                    [](const Tensor& x) { return max_pool(x, {2, 2}, {1}, {0}); });
+  compare_on_values("NaN and -inf, 2-D", special.reshape({1, 1, 4, 4}), [](const Tensor& x) {
+    return max_pool(x, {2, 2}, {1}, {0});
+  });
 }
 
 TEST(CudaPool, AverageIsBitEqualToTheCpu) {
@@ -175,21 +184,26 @@ TEST(CudaPool, SameBitsEveryRun) {
 
 TEST(CudaPool, EmptyBatch) {
   REQUIRE_GPU();
-  compare_op("max_pool of an empty batch",
-             [](const std::vector<Tensor>& v) { return max_pool(v[0], {3, 3}, {2}, {1}); }, {{{0, 3, 7, 7}}}, kExact,
-             kExact);
-  compare_op("avg_pool of an empty batch", [](const std::vector<Tensor>& v) { return avg_pool(v[0], {2}); },
-             {{{0, 3, 7}}}, kExact, kExact);
-  compare_op("adaptive_avg_pool of an empty batch",
-             [](const std::vector<Tensor>& v) { return adaptive_avg_pool(v[0], {3}); }, {{{2, 0, 7}}}, kExact, kExact);
+  compare_op(
+      "max_pool of an empty batch",
+      [](const std::vector<Tensor>& v) {
+        return max_pool(v[0], {3, 3}, {2}, {1});
+      },
+      {{{0, 3, 7, 7}}}, kExact, kExact);
+  compare_op(
+      "avg_pool of an empty batch", [](const std::vector<Tensor>& v) { return avg_pool(v[0], {2}); }, {{{0, 3, 7}}},
+      kExact, kExact);
+  compare_op(
+      "adaptive_avg_pool of an empty batch", [](const std::vector<Tensor>& v) { return adaptive_avg_pool(v[0], {3}); },
+      {{{2, 0, 7}}}, kExact, kExact);
 }
 
 TEST(CudaPool, Float64IsRefusedWithAClearError) {
   REQUIRE_GPU();
   const Tensor x = zeros({1, 1, 4}, {.dtype = kFloat64, .device = kGpu});
-  for (const auto& f : std::vector<std::function<Tensor()>>{
-           [&] { return max_pool(x, {2}); }, [&] { return avg_pool(x, {2}); },
-           [&] { return adaptive_avg_pool(x, {2}); }}) {
+  for (const auto& f :
+       std::vector<std::function<Tensor()>>{[&] { return max_pool(x, {2}); }, [&] { return avg_pool(x, {2}); },
+                                            [&] { return adaptive_avg_pool(x, {2}); }}) {
     try {
       f();
       ADD_FAILURE() << "no error for a float64 CUDA input";

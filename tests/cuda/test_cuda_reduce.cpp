@@ -39,12 +39,16 @@ TEST(CudaReduce, SumMeanMaxMinVarOverEverySetOfDims) {
   for (const Shape& shape : std::vector<Shape>{{7, 33, 5}, {3, 1, 4097}}) {
     for (const auto& dims : dim_subsets(3)) {
       const std::string at = shape_str(shape) + " over " + dims_str(dims);
-      compare_op("sum " + at, [&](const std::vector<Tensor>& v) { return sum(v[0], dims); }, {{shape}}, kSum, kExact);
-      compare_op("mean " + at, [&](const std::vector<Tensor>& v) { return mean(v[0], dims, true); }, {{shape}}, kSum,
-                 kSum);
-      compare_op("max " + at, [&](const std::vector<Tensor>& v) { return max(v[0], dims); }, {{shape}}, kExact, kExact);
-      compare_op("min " + at, [&](const std::vector<Tensor>& v) { return min(v[0], dims); }, {{shape}}, kExact, kExact);
-      compare_op("var " + at, [&](const std::vector<Tensor>& v) { return var(v[0], dims, 1); }, {{shape}}, kSum, kSum);
+      compare_op(
+          "sum " + at, [&](const std::vector<Tensor>& v) { return sum(v[0], dims); }, {{shape}}, kSum, kExact);
+      compare_op(
+          "mean " + at, [&](const std::vector<Tensor>& v) { return mean(v[0], dims, true); }, {{shape}}, kSum, kSum);
+      compare_op(
+          "max " + at, [&](const std::vector<Tensor>& v) { return max(v[0], dims); }, {{shape}}, kExact, kExact);
+      compare_op(
+          "min " + at, [&](const std::vector<Tensor>& v) { return min(v[0], dims); }, {{shape}}, kExact, kExact);
+      compare_op(
+          "var " + at, [&](const std::vector<Tensor>& v) { return var(v[0], dims, 1); }, {{shape}}, kSum, kSum);
     }
   }
 }
@@ -53,18 +57,26 @@ TEST(CudaReduce, ViewsAndTheLayoutsOfEachKernelPath) {
   REQUIRE_GPU();
   // Reduced dims innermost (a group of threads per output), outermost (a thread per output), a full
   // reduction long enough for several segments, and the bias-gradient shape [rows, C] over rows.
-  compare_op("sum of a transpose over rows", [](const std::vector<Tensor>& v) { return sum(v[0].t(), {0}); },
-             {{{33, 1000}}}, kSum, kExact);
-  compare_op("sum over the batch (bias gradient)", [](const std::vector<Tensor>& v) { return sum(v[0], {0}); },
-             {{{100000, 3}}}, kSum, kExact);
-  compare_op("mean of 2^21 + 5 elements", [](const std::vector<Tensor>& v) { return mean(v[0]); },
-             {{{(1 << 21) + 5}}}, kSum, kSum);
-  compare_op("var of a strided slice", [](const std::vector<Tensor>& v) { return var(v[0].slice(1, 0, 65, 2), {1}, 0); },
-             {{{9, 65}}}, kSum, kSum);
-  compare_op("max of an expand", [](const std::vector<Tensor>& v) { return max(v[0].expand({4, 7, 33}), {0, 2}); },
-             {{{1, 7, 33}}}, kExact, kExact);
-  compare_op("sum of a single element", [](const std::vector<Tensor>& v) { return sum(v[0]); }, {{{1}}}, kExact,
-             kExact);
+  compare_op(
+      "sum of a transpose over rows", [](const std::vector<Tensor>& v) { return sum(v[0].t(), {0}); }, {{{33, 1000}}},
+      kSum, kExact);
+  compare_op(
+      "sum over the batch (bias gradient)", [](const std::vector<Tensor>& v) { return sum(v[0], {0}); },
+      {{{100000, 3}}}, kSum, kExact);
+  compare_op(
+      "mean of 2^21 + 5 elements", [](const std::vector<Tensor>& v) { return mean(v[0]); }, {{{(1 << 21) + 5}}}, kSum,
+      kSum);
+  compare_op(
+      "var of a strided slice", [](const std::vector<Tensor>& v) { return var(v[0].slice(1, 0, 65, 2), {1}, 0); },
+      {{{9, 65}}}, kSum, kSum);
+  compare_op(
+      "max of an expand",
+      [](const std::vector<Tensor>& v) {
+        return max(v[0].expand({4, 7, 33}), {0, 2});
+      },
+      {{{1, 7, 33}}}, kExact, kExact);
+  compare_op(
+      "sum of a single element", [](const std::vector<Tensor>& v) { return sum(v[0]); }, {{{1}}}, kExact, kExact);
 }
 
 TEST(CudaReduce, ArgmaxPicksTheFirstMaximumLikeTheCpu) {
@@ -94,14 +106,18 @@ TEST(CudaSoftmax, RowsShortLongAndStrided) {
   for (bool log : {false, true}) {
     auto f = [log](const Tensor& x, int64_t d) { return log ? log_softmax(x, d) : softmax(x, d); };
     const std::string name = log ? "log_softmax" : "softmax";
-    compare_op(name + " rows of 16", [&](const std::vector<Tensor>& v) { return f(v[0], -1); }, {{{64, 16, 16}, -4, 4}},
-               tol, tol);
-    compare_op(name + " rows of 4097", [&](const std::vector<Tensor>& v) { return f(v[0], 1); }, {{{3, 4097}, -4, 4}},
-               tol, tol);
-    compare_op(name + " along dim 0", [&](const std::vector<Tensor>& v) { return f(v[0], 0); }, {{{33, 7, 5}, -4, 4}},
-               tol, tol);
-    compare_op(name + " of a transpose", [&](const std::vector<Tensor>& v) { return f(v[0].t(), -1); },
-               {{{7, 33}, -4, 4}}, tol, tol);
+    compare_op(
+        name + " rows of 16", [&](const std::vector<Tensor>& v) { return f(v[0], -1); }, {{{64, 16, 16}, -4, 4}}, tol,
+        tol);
+    compare_op(
+        name + " rows of 4097", [&](const std::vector<Tensor>& v) { return f(v[0], 1); }, {{{3, 4097}, -4, 4}}, tol,
+        tol);
+    compare_op(
+        name + " along dim 0", [&](const std::vector<Tensor>& v) { return f(v[0], 0); }, {{{33, 7, 5}, -4, 4}}, tol,
+        tol);
+    compare_op(
+        name + " of a transpose", [&](const std::vector<Tensor>& v) { return f(v[0].t(), -1); }, {{{7, 33}, -4, 4}},
+        tol, tol);
   }
 }
 
@@ -115,31 +131,34 @@ TEST(CudaSoftmax, RowOfMinusInfinityIsNanOnBothSides) {
 TEST(CudaLoss, CccAndItsGradientWithAMask) {
   REQUIRE_GPU();
   const Tolerance tol{1e-6, 1e-6};
-  compare_op("ccc_loss", [](const std::vector<Tensor>& v) { return ccc_loss(v[0], v[1]); }, {{{64, 16, 2}}, {{64, 16, 2}}},
-             tol, tol);
+  compare_op(
+      "ccc_loss", [](const std::vector<Tensor>& v) { return ccc_loss(v[0], v[1]); }, {{{64, 16, 2}}, {{64, 16, 2}}},
+      tol, tol);
   Generator gen(9);
   const Tensor mask = lt(rand({1000}, {}, &gen), 0.8);
-  compare_op("ccc with a mask",
-             [&](const std::vector<Tensor>& v) {
-               return ccc(v[0], v[1], v[0].device().is_cuda() ? mask.to(kGpu) : mask);
-             },
-             {{{1000, 2}}, {{1000, 2}}}, tol, tol);
+  compare_op(
+      "ccc with a mask",
+      [&](const std::vector<Tensor>& v) { return ccc(v[0], v[1], v[0].device().is_cuda() ? mask.to(kGpu) : mask); },
+      {{{1000, 2}}, {{1000, 2}}}, tol, tol);
 }
 
 TEST(CudaIndex, GatherIndexSelectAndTheirBackward) {
   REQUIRE_GPU();
   const Tensor idx = from_vector(std::vector<int64_t>{4, 0, 4, 2, 1, 4});
-  compare_op("index_select dim 0 with repeats",
-             [&](const std::vector<Tensor>& v) { return index_select(v[0], 0, v[0].device().is_cuda() ? idx.to(kGpu) : idx); },
-             {{{5, 33}}}, kExact, kExact);
-  compare_op("index_select dim 1 of a transpose",
-             [&](const std::vector<Tensor>& v) {
-               return index_select(v[0].t(), 1, v[0].device().is_cuda() ? idx.to(kGpu) : idx);
-             },
-             {{{5, 7}}}, kExact, kExact);
+  compare_op(
+      "index_select dim 0 with repeats",
+      [&](const std::vector<Tensor>& v) { return index_select(v[0], 0, v[0].device().is_cuda() ? idx.to(kGpu) : idx); },
+      {{{5, 33}}}, kExact, kExact);
+  compare_op(
+      "index_select dim 1 of a transpose",
+      [&](const std::vector<Tensor>& v) {
+        return index_select(v[0].t(), 1, v[0].device().is_cuda() ? idx.to(kGpu) : idx);
+      },
+      {{{5, 7}}}, kExact, kExact);
   Generator gen(6);
   const Tensor gidx = rand({7, 4}, {}, &gen, 0, 5).to(kInt64);
-  compare_op("gather dim 1 with repeats",
-             [&](const std::vector<Tensor>& v) { return gather(v[0], 1, v[0].device().is_cuda() ? gidx.to(kGpu) : gidx); },
-             {{{7, 5}}}, kExact, {1e-7, 1e-6});
+  compare_op(
+      "gather dim 1 with repeats",
+      [&](const std::vector<Tensor>& v) { return gather(v[0], 1, v[0].device().is_cuda() ? gidx.to(kGpu) : gidx); },
+      {{{7, 5}}}, kExact, {1e-7, 1e-6});
 }

@@ -68,8 +68,8 @@ TEST(CudaAllocator, SizeClasses) {
   EXPECT_EQ(cuda::size_class(513), 1024u);
   EXPECT_EQ(cuda::size_class(1u << 20), 1u << 20);
   EXPECT_EQ(cuda::size_class((1u << 20) + 1), 5u << 18);  // 1.25 MiB
-  EXPECT_EQ(cuda::size_class(3u << 20), 3u << 20);          // 1.5 x 2 MiB
-  EXPECT_EQ(cuda::size_class((7u << 20) + 1), 8u << 20);    // above 1.75 x 4 MiB: the next power
+  EXPECT_EQ(cuda::size_class(3u << 20), 3u << 20);        // 1.5 x 2 MiB
+  EXPECT_EQ(cuda::size_class((7u << 20) + 1), 8u << 20);  // above 1.75 x 4 MiB: the next power
   for (size_t n : {size_t{1000}, size_t{123456}, size_t{5} << 20, size_t{1} << 30}) {
     EXPECT_GE(cuda::size_class(n), n);
     EXPECT_LE(cuda::size_class(n), n + n / 4 + 512) << n;  // at most a quarter wasted above 1 MiB

@@ -33,21 +33,12 @@ using namespace minidl;
 using namespace minidl::cuda_test;
 
 // Every test needs a GPU and a working cuDNN; each skips itself, saying why, where either is missing.
-#define REQUIRE_CUDNN()                                                                   \
-  REQUIRE_GPU();                                                                          \
-  if (!::minidl::cudnn::available())                                                      \
+#define REQUIRE_CUDNN()              \
+  REQUIRE_GPU();                     \
+  if (!::minidl::cudnn::available()) \
   GTEST_SKIP() << "cuDNN cannot create a handle on this machine: this test needs cuDNN"
 
 namespace {
-
-Tolerance sums(int64_t terms) { return {1e-6 * static_cast<double>(terms), 1e-5}; }
-
-struct ConvCase {
-  const char* name;
-  Shape x, w;
-  std::vector<int64_t> stride, padding, dilation;
-  int64_t groups;
-};
 
 // The W2 convolutions at a fraction of their batch, width and size, and the grouped and dilated kinds.
 std::vector<ConvCase> w2_cases() {
@@ -101,8 +92,8 @@ TEST(CudnnOracle, ConvAllPassesOnTheW2Shapes) {
     cudnn::conv_backward_data(w.detach(), gy, s, gx_ref, false);
     cudnn::conv_backward_filter(x.detach(), gy, s, gw_ref, false);
     const int64_t kernel = product(c.w, 2);
-    const Tolerance fwd = sums(c.w[1] * kernel), data = sums(c.w[0] / c.groups * kernel),
-                    filter = sums(c.x[0] * product(y.shape(), 2));
+    const Tolerance fwd = float_sums(c.w[1] * kernel), data = float_sums(c.w[0] / c.groups * kernel),
+                    filter = float_sums(c.x[0] * product(y.shape(), 2));
     SCOPED_TRACE("cuDNN forward " + cudnn::conv_algorithm(cudnn::ConvPass::Forward, s, false) + "; data " +
                  cudnn::conv_algorithm(cudnn::ConvPass::BackwardData, s, false) + "; filter " +
                  cudnn::conv_algorithm(cudnn::ConvPass::BackwardFilter, s, false));
@@ -256,5 +247,5 @@ TEST(CudnnOracle, LstmRejectsMisuse) {
   EXPECT_THROW(oracle.load(partial), Error);
   const Tensor y = oracle.forward(x);
   EXPECT_THROW(oracle.backward(oracle.forward(x), dy.narrow(1, 0, 4)), Error);  // dy of the wrong shape
-  EXPECT_THROW(oracle.backward(y, dy), Error);  // y is not the last forward's
+  EXPECT_THROW(oracle.backward(y, dy), Error);                                  // y is not the last forward's
 }

@@ -19,6 +19,7 @@
 #include "models/evaluation.h"
 #include "models/trainer.h"
 #include "tests/data/data_test_helpers.h"
+#include "tests/models/small_run.h"
 
 using namespace minidl;
 using namespace minidl::models;
@@ -74,7 +75,8 @@ TEST(Scorer, PoolsEveryAnnotatedFrameOfEveryVideoAndClipsPredictions) {
   ds.videos.push_back(labelled_video("a", {0.1f, 0.2f, data::kNotAnnotated}, {0.5f, 0.4f, data::kNotAnnotated}));
   ds.videos.push_back(labelled_video("b", {-0.5f, 0.9f}, {0.0f, -0.2f}));
   Scorer s(ds);
-  s.add(batch_of(0, {1, 2, 3, 4}), from_vector({0.2, 0.6, 0.1, 3.0, 0.0, 0.0, 7.0, 7.0}, {1, 4, 2}));  // 4: past the end
+  s.add(batch_of(0, {1, 2, 3, 4}),
+        from_vector({0.2, 0.6, 0.1, 3.0, 0.0, 0.0, 7.0, 7.0}, {1, 4, 2}));  // 4: past the end
   s.add(batch_of(1, {1, 2}), from_vector({-0.4, 0.1, 2.0, -9.0}, {1, 2, 2}));
   const Scores r = s.compute(1, 1);  // no smoothing
   // Pooled over the four annotated frames, predictions clipped to [-1, 1].
@@ -132,31 +134,10 @@ class RunTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new data_test::TempDir();
-    data::SynthAvConfig s;
-    s.train_identities = 2;
-    s.validation_identities = s.test_identities = 1;
-    s.videos_per_identity = 1;
-    s.min_seconds = 7;
-    s.max_seconds = 8;
-    s.image_size = 32;
-    data::generate_synthav(data_root(), s);
-    TrainConfig c;
-    c.model = model_preset("tiny");
-    c.model.clips = 4;
-    c.model.visual_widths = {4, 4, 8, 8};
-    c.model.audio_widths = {4, 4, 8, 8};
-    c.model.lstm_hidden = 6;
-    c.model.lstm_layers = 1;
-    c.model.encoded = 6;
-    c.model.attention = 4;
-    c.model.head_hidden = 8;
-    c.data = data_root();
-    c.out = run_dir();
-    c.batch_size = 4;
-    c.workers = 1;
+    data::generate_synthav(data_root(), models_test::small_synthav());
+    TrainConfig c = models_test::small_training(data_root(), run_dir());
     c.epochs = 1;
     c.max_steps = 3;
-    c.evaluate_test = false;
     Trainer t(c, false);
     t.run();
   }
@@ -240,9 +221,10 @@ int run_app(const std::string& cmd, std::string* out = nullptr) {
 TEST_F(RunTest, EvaluateProgramWritesTheTableAndTheReport) {
   const std::string json = dir_->file("report.json");
   std::string out;
-  ASSERT_EQ(run_app("evaluate --run " + run_dir() + " --checkpoint last --conditions clean,no_audio,snr:5 --json " + json,
-                    &out),
-            0)
+  ASSERT_EQ(
+      run_app("evaluate --run " + run_dir() + " --checkpoint last --conditions clean,no_audio,snr:5 --json " + json,
+              &out),
+      0)
       << out;
   EXPECT_NE(out.find("no_audio"), std::string::npos) << out;
   std::ifstream f(json);

@@ -13,6 +13,7 @@
 #include "models/emotion_model.h"
 #include "models/trainer.h"
 #include "tests/data/data_test_helpers.h"
+#include "tests/models/small_run.h"
 
 using namespace minidl;
 using namespace minidl::models;
@@ -25,40 +26,19 @@ class TrainerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new data_test::TempDir();
-    data::SynthAvConfig s;
-    s.train_identities = 2;
-    s.validation_identities = s.test_identities = 1;
-    s.videos_per_identity = 1;
-    s.min_seconds = 7;
-    s.max_seconds = 8;
-    s.image_size = 32;
-    data::generate_synthav((dir_->path() / "synthav").string(), s);
+    data::generate_synthav((dir_->path() / "synthav").string(), models_test::small_synthav());
   }
   static void TearDownTestSuite() {
     delete dir_;
     dir_ = nullptr;
   }
 
-  // Tiny model, 4 clips per sequence, constant learning rate, no test split at the end.
+  // The small configuration with 2 epochs at a constant learning rate.
   static TrainConfig config(const std::string& run) {
-    TrainConfig c;
-    c.model = model_preset("tiny");
-    c.model.clips = 4;
-    c.model.visual_widths = {4, 4, 8, 8};
-    c.model.audio_widths = {4, 4, 8, 8};
-    c.model.lstm_hidden = 6;
-    c.model.lstm_layers = 1;
-    c.model.encoded = 6;
-    c.model.attention = 4;
-    c.model.head_hidden = 8;
-    c.data = (dir_->path() / "synthav").string();
-    c.out = (dir_->path() / run).string();
-    c.batch_size = 4;
-    c.workers = 1;
+    TrainConfig c = models_test::small_training((dir_->path() / "synthav").string(), (dir_->path() / run).string());
     c.epochs = 2;
     c.schedule = "constant";
     c.lr = 3e-3;
-    c.evaluate_test = false;
     return c;
   }
 

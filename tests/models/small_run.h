@@ -1,0 +1,45 @@
+// What the model tests that train share: a SynthAV set small enough to generate in a second (two
+// training people, one each for validation and test, 7-8 s videos at 32 px) and a tiny model and training
+// configuration that runs a step in a fraction of a second on it.
+#pragma once
+
+#include <string>
+
+#include "data/synthav.h"
+#include "models/trainer.h"
+
+namespace minidl::models_test {
+
+inline data::SynthAvConfig small_synthav() {
+  data::SynthAvConfig s;
+  s.train_identities = 2;
+  s.validation_identities = s.test_identities = 1;
+  s.videos_per_identity = 1;
+  s.min_seconds = 7;
+  s.max_seconds = 8;
+  s.image_size = 32;
+  return s;
+}
+
+// Tiny model, 4 clips per sequence, batches of 4, one loader thread, on `data`, into `out`.
+inline models::TrainConfig small_training(const std::string& data, const std::string& out) {
+  models::TrainConfig c;
+  c.model = models::model_preset("tiny");
+  c.model.clips = 4;
+  c.model.image_size = 32;  // the frames' own size: no resizing in the loader, a faster test
+  c.model.visual_widths = {4, 4, 8, 8};
+  c.model.audio_widths = {4, 4, 8, 8};
+  c.model.lstm_hidden = 6;
+  c.model.lstm_layers = 1;
+  c.model.encoded = 6;
+  c.model.attention = 4;
+  c.model.head_hidden = 8;
+  c.data = data;
+  c.out = out;
+  c.batch_size = 4;
+  c.workers = 1;
+  c.evaluate_test = false;
+  return c;
+}
+
+}  // namespace minidl::models_test
