@@ -76,8 +76,7 @@ int main(int argc, char** argv) {
         // One or more key=value assignments, up to the next option.
         sets.push_back(value());
         while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) sets.push_back(argv[++i]);
-      }
-      else if (a == "--device")
+      } else if (a == "--device")
         sets.push_back("device=\"" + value() + "\"");
       else if (a == "--seed")
         sets.push_back("seed=" + value());

@@ -145,8 +145,9 @@ Plan make_plan(const SynthAvConfig& c) {
   for (int split = 0; split < 3; ++split) {
     const int n = counts[split];
     // A few pairs of identities share their last video as a conversation, so some videos use the
-    // <base>_left / <base>_right naming and share one wav, as in Aff-Wild2.
-    const int pairs = n >= 2 ? std::max(1, n / 4) : 0;
+    // <base>_left / <base>_right naming and share one wav, as in Aff-Wild2: about a quarter of the
+    // split's videos, whatever the number of videos per identity (at least one pair).
+    const int pairs = n >= 2 ? std::clamp(n * c.videos_per_identity / 8, 1, n / 2) : 0;
     for (int i = 0; i < n; ++i) {
       plan.split_of_identity.push_back(split);
       for (int slot = 1; slot <= c.videos_per_identity; ++slot) {
@@ -408,7 +409,8 @@ ordered_json manifest_cues() {
   j["face_valence"] = {{"mouth_curve_v", k.mouth_curve_v},     {"mouth_lift", k.mouth_lift},
                        {"mouth_widen_v", k.mouth_widen_v},     {"resting_smile_sd", k.resting_smile_sd},
                        {"mouth_jitter_sd", k.mouth_jitter_sd}, {"brow_raise_v", k.brow_raise_v},
-                       {"brow_frown_v", k.brow_frown_v}};
+                       {"brow_frown_v", k.brow_frown_v},       {"teeth_v", k.teeth_v},
+                       {"smile_open_v", k.smile_open_v}};
   j["face_arousal"] = {{"eye_open_a", k.eye_open_a},         {"blink_per_min", k.blink_per_min},
                        {"head_move_base", k.head_move_base}, {"head_move_a", k.head_move_a},
                        {"head_roll_base", k.head_roll_base}, {"head_roll_a", k.head_roll_a},

@@ -202,6 +202,7 @@ FacePlan plan_face(const FaceIdentity& face, const FaceScene& scene, const Traje
     f.mouth_curve = static_cast<float>(
         std::clamp(kCues.mouth_curve_v * v + face.smile + kCues.mouth_jitter_sd * mc.step(dt, rng), -1.3, 1.3));
     f.mouth_width = static_cast<float>(1 + kCues.mouth_widen_v * v);
+    f.teeth = static_cast<float>(std::clamp(kCues.teeth_v * v, 0.0, 1.0));
     f.brow_raise = static_cast<float>(kCues.brow_raise_v * v + kCues.brow_raise_a * a + 0.01 * bn.step(dt, rng));
     f.brow_frown = static_cast<float>(kCues.brow_frown_v * -v);
 
@@ -249,10 +250,11 @@ void render_face(const FaceIdentity& face, const FaceScene& scene, const FacePla
 
   const float eye_h = std::max(0.004f, face.eye_h * f.eye_open);
   const float mouth_w = face.mouth_w * f.mouth_width * (1 - 0.3f * f.mouth_round);
-  const float gap_max = 0.17f * f.mouth_open * (1 + 0.3f * f.mouth_round);
+  const float gap_max =
+      0.17f * f.mouth_open * (1 + 0.3f * f.mouth_round) + static_cast<float>(kCues.smile_open_v) * f.teeth;
   const float lash = 0.012f;
   const Rgb dark_mouth = rgb(0.15, 0.05, 0.05), lid = scaled(face.hair, 0.5f), brow = scaled(face.hair, 0.8f);
-  const Rgb sclera = rgb(0.92, 0.9, 0.88);
+  const Rgb sclera = rgb(0.92, 0.9, 0.88), teeth = rgb(0.93, 0.92, 0.86);
 
   for (int y = 0; y < size; ++y)
     for (int x = 0; x < size; ++x) {
@@ -332,7 +334,11 @@ void render_face(const FaceIdentity& face, const FaceScene& scene, const FacePla
           const float dist = std::fabs(fy - m);
           const float edge = cover((std::fabs(xx) - 1) * mouth_w * px);
           skin = mix(skin, scaled(face.lips, shade), cover((dist - half_gap - lip) * px) * edge);
-          skin = mix(skin, dark_mouth, cover((dist - half_gap) * px) * edge);
+          // The opening: dark, with the upper teeth showing in a smile (above a line a third of the way
+          // down the opening).
+          const float upper = cover((fy - (m + 0.3f * half_gap)) * px);
+          const Rgb inside = mix(dark_mouth, scaled(teeth, shade), f.teeth * upper);
+          skin = mix(skin, inside, cover((dist - half_gap) * px) * edge);
         }
         // Hair over the forehead.
         if (face.hair_style != 2) {

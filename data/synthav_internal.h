@@ -19,19 +19,23 @@ namespace minidl::data::synthav {
 
 // Bumped whenever a change alters what is written for some config, so synthav_ready refuses sets made
 // by an older generator.
-inline constexpr int kGeneratorVersion = 1;
+inline constexpr int kGeneratorVersion = 2;
 
 // How strongly each cue follows the hidden state. One place, so the code, the manifest ("cues") and
 // docs/data.md (its table) agree. v and a are valence and arousal in [-1, 1].
 struct Cues {
   // Face, valence: mouth-corner curvature c = mouth_curve_v * v + identity resting smile + jitter; the
-  // corners sit mouth_lift * c face units above the middle of the mouth (about 6 px at 112 px when
-  // c = 1); the mouth widens by mouth_widen_v * v (a smile stretches it, a sad mouth narrows).
-  double mouth_curve_v = 0.85, mouth_lift = 0.16, mouth_widen_v = 0.1;
+  // corners sit mouth_lift * c face units above the middle of the mouth (about 10 px at 112 px when
+  // c = 1); the mouth widens by mouth_widen_v * v (a smile stretches it, a sad mouth narrows). A smile
+  // shows teeth: for v > 0 the lips part by smile_open_v * min(1, teeth_v * v) face units and the upper
+  // part of the opening turns white in proportion (version 2: a cue large enough to survive the tiny
+  // preset's 48 px frames, where a curved line alone is two pixels of change).
+  double mouth_curve_v = 0.85, mouth_lift = 0.26, mouth_widen_v = 0.12;
   double resting_smile_sd = 0.12, mouth_jitter_sd = 0.08;
+  double teeth_v = 1.6, smile_open_v = 0.09;
   // Face, valence: brows rise by brow_raise_v * v, their inner ends drop by brow_frown_v * (-v) (a frown
   // for negative valence). Face, arousal (weak): brows also rise by brow_raise_a * a.
-  double brow_raise_v = 0.04, brow_frown_v = 0.06, brow_raise_a = 0.01;
+  double brow_raise_v = 0.05, brow_frown_v = 0.09, brow_raise_a = 0.01;
   // Face, arousal (weak): eye opening x (1 + eye_open_a * a); blinks per minute blink_per_min * 2^a;
   // head motion: translation sd (head_move_base + head_move_a * (a + 1) / 2) image sizes, roll sd
   // (head_roll_base + head_roll_a * (a + 1) / 2) degrees; mouth articulation x (1 + articulation_a * a).
@@ -42,8 +46,10 @@ struct Cues {
   // octaves; level + loudness_db_a * a dB (measured on voiced speech: -5.5 dB at a = -1, +4.3 dB at a = +1,
   // as the formant resonators also answer the tilt); syllable rate x 2^(rate_a * a); pauses
   // x (1 - pause_a * a); glottal low-pass coefficient - tilt_a * a (brighter when aroused).
-  double pitch_a = 0.45, accent_base = 0.03, accent_a = 0.05, loudness_db_a = 8.0, rate_a = 0.4, pause_a = 0.3;
-  double tilt_a = 0.12;
+  // Version 2 strengthened pitch (0.45 -> 0.6 octave), accents (0.05 -> 0.07) and tilt (0.12 -> 0.18): with
+  // a speaker's own F0 spread over 1.4 octaves, a 0.45-octave swing was mostly read as who is speaking.
+  double pitch_a = 0.6, accent_base = 0.03, accent_a = 0.07, loudness_db_a = 8.0, rate_a = 0.4, pause_a = 0.3;
+  double tilt_a = 0.18;
   // Voice, valence (weak): the pitch of a phrase rises by intonation_v * v octaves from its start to its
   // end (falls for negative valence); formants x (1 + formant_v * v) (a "smiling" voice); glottal low-pass
   // coefficient - tilt_v * v.
@@ -227,6 +233,7 @@ struct FaceFrame {
   float cx = 0, cy = 0, scale = 0, roll = 0;  // pixels, pixels, pixels per face unit, radians
   float yaw = 0;                              // horizontal shift of the features, face units
   float mouth_curve = 0, mouth_open = 0, mouth_round = 0, mouth_width = 1;
+  float teeth = 0;  // 0..1: how much of a smile's teeth show
   float brow_raise = 0, brow_frown = 0;
   float eye_open = 1, gaze_x = 0, gaze_y = 0;
   float light = 1;

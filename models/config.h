@@ -17,7 +17,7 @@ struct ModelConfig {
   // ---- inputs (the loader is configured to produce exactly these) ----
   int64_t clips = 8;            // L: clips per sequence (the JCA's time-mixing weights are L x L)
   int64_t frames_per_clip = 4;  // T
-  int64_t image_size = 32;      // frames are image_size x image_size RGB
+  int64_t image_size = 48;      // frames are image_size x image_size RGB (at 32 the mouth is 2 px of change)
   int64_t mel_bins = 32;
   int64_t mel_hop = 356;  // samples at 16 kHz between log-mel frames (160 = 10 ms)
   int64_t mel_fft = 512;

@@ -1,7 +1,6 @@
 #include "models/trainer.h"
 
 #include <array>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -228,7 +227,8 @@ struct Trainer::Impl {
     s.emplace_back("trainer.best", f64(best));
     s.emplace_back("trainer.loss_sum", f64(loss_sum));
     s.emplace_back("trainer.loss_count", i64(loss_count));
-    s.emplace_back("trainer.ccc_sum", from_vector(std::vector<double>{ccc_sum[0], ccc_sum[1]}, {}, {.dtype = kFloat64}));
+    s.emplace_back("trainer.ccc_sum",
+                   from_vector(std::vector<double>{ccc_sum[0], ccc_sum[1]}, {}, {.dtype = kFloat64}));
     s.emplace_back("rng.model_offset", i64(static_cast<int64_t>(model_gen.offset())));
     return s;
   }
@@ -246,9 +246,16 @@ std::string prepare_data(const TrainConfig& c, const std::function<void(const st
   if (!data::synthav_ready(c.data_cache, synth)) {
     MINIDL_CHECK(!fs::exists(c.data_cache), "train: ", c.data_cache, " exists but is not a complete SynthAV set ",
                  "made with the default config; delete it, or pass --set data=<folder> to train on it");
-    if (log) log("generating the SynthAV data set in " + c.data_cache + " (once; about 10 s on 2 cores) ...");
+    if (log) log("generating the SynthAV data set in " + c.data_cache + " (once; about a minute on 2 cores) ...");
     if (!fs::path(c.data_cache).parent_path().empty()) fs::create_directories(fs::path(c.data_cache).parent_path());
-    data::generate_synthav(c.data_cache, synth);
+    int shown = 0;  // tenths reported so far
+    data::generate_synthav(c.data_cache, synth, [&](int64_t done, int64_t total) {
+      const int tenth = total > 0 ? static_cast<int>(10 * done / total) : 10;
+      if (log && tenth > shown) {
+        shown = tenth;
+        log("  SynthAV: " + std::to_string(10 * tenth) + "% of " + std::to_string(total) + " frames");
+      }
+    });
   }
   return c.data_cache;
 }
@@ -466,17 +473,21 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
     EpochRecord r;
     r.epoch = d.epoch + 1;
     r.train_loss = d.loss_sum / std::max<int64_t>(1, d.loss_count);
-    r.train_ccc = {d.ccc_sum[0] / std::max<int64_t>(1, d.loss_count), d.ccc_sum[1] / std::max<int64_t>(1, d.loss_count)};
+    r.train_ccc = {d.ccc_sum[0] / std::max<int64_t>(1, d.loss_count),
+                   d.ccc_sum[1] / std::max<int64_t>(1, d.loss_count)};
     r.lr = d.lr_now;
     r.validation = evaluate("Validation_Set");
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     d.records.push_back(r);
     {
       std::ofstream metrics(d.run_file("metrics.jsonl"), std::ios::app);
-      metrics << nlohmann::json{{"epoch", r.epoch}, {"train_loss", r.train_loss},
+      metrics << nlohmann::json{{"epoch", r.epoch},
+                                {"train_loss", r.train_loss},
                                 {"train_ccc", {{"valence", r.train_ccc[0]}, {"arousal", r.train_ccc[1]}}},
-                                {"lr", r.lr},       {"seconds", r.seconds},
-                                {"step", d.step},   {"validation", r.validation.to_json()}}
+                                {"lr", r.lr},
+                                {"seconds", r.seconds},
+                                {"step", d.step},
+                                {"validation", r.validation.to_json()}}
                      .dump()
               << "\n";
     }

@@ -29,13 +29,13 @@ namespace minidl::models {
 struct TrainConfig {
   ModelConfig model;
   std::string data;                         // data set root (Aff-Wild2 layout); "" = SynthAV under data_cache
-  std::string data_cache = "data/synthav";  // where the default SynthAV set lives, generated when missing
+  std::string data_cache = "synthav-data";  // where the default SynthAV set lives, generated when missing
   std::string out = "runs/latest";          // the run folder
-  int64_t epochs = 12;
+  int64_t epochs = 2;
   int64_t batch_size = 16;
   std::string optimizer = "adamw";  // sgd, adam or adamw
   double lr = 2e-3;
-  double weight_decay = 1e-4;
+  double weight_decay = 0.05;
   double momentum = 0.9;            // sgd only
   std::string schedule = "cosine";  // constant, step, cosine (with warm-up) or plateau
   double warmup_epochs = 0.5;       // cosine
@@ -43,7 +43,7 @@ struct TrainConfig {
   double gamma = 0.5;               // step and plateau: the decay factor
   double grad_clip = 5.0;           // global-norm clipping; <= 0 turns it off
   bool augment = true;              // brightness / contrast per clip while training
-  bool flip = false;                // training: mirror a clip left-right with probability 1/2
+  bool flip = true;                 // training: mirror a clip left-right with probability 1/2
   double crop = 1.0;                // training, in (0, 1]: random square crops of side U[crop, 1], resized back
   int workers = 2;                  // loader threads
   uint64_t seed = 1;                // model init, dropout, shuffling, augmentation
@@ -63,9 +63,9 @@ TrainConfig apply_overrides(const TrainConfig& config, const std::vector<std::st
 
 struct Progress {
   int64_t epoch = 0, epochs = 0;
-  int64_t batch = 0, batches = 0;  // within the epoch
-  int64_t step = 0;                // optimiser steps so far
-  double loss = 0;                 // running mean of the epoch's training loss
+  int64_t batch = 0, batches = 0;           // within the epoch
+  int64_t step = 0;                         // optimiser steps so far
+  double loss = 0;                          // running mean of the epoch's training loss
   double ccc_valence = 0, ccc_arousal = 0;  // running means of the epoch's batch CCCs
   double lr = 0;
   double clips_per_s = 0;

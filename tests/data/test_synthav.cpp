@@ -565,7 +565,7 @@ TEST(SynthAvCues, VoiceCarriesArousal) {
   c.seed = 5;
   c.train_identities = 1;  // no conversations: half of a shared track is the other person's voice
   c.validation_identities = 1;
-  c.test_identities = 8;
+  c.test_identities = 16;  // with 8 people the estimate moved between 0.25 and 0.5 over seeds
   c.videos_per_identity = 1;
   c.min_seconds = 12;
   c.max_seconds = 16;

@@ -70,8 +70,8 @@ TEST(ModelConfig, JsonRoundTripAndErrorsNameTheKey) {
 
 TEST(TrainConfig, OverridesAndJson) {
   TrainConfig c;
-  c = apply_overrides(c, {"epochs=3", "optimizer=sgd", "model.fusion=concat", "lr=0.01"});
-  EXPECT_EQ(c.epochs, 3);
+  c = apply_overrides(c, {"epochs=7", "optimizer=sgd", "model.fusion=concat", "lr=0.01"});
+  EXPECT_EQ(c.epochs, 7);
   EXPECT_EQ(c.optimizer, "sgd");
   EXPECT_EQ(c.model.fusion, "concat");
   EXPECT_EQ(c.model.preset, "tiny") << "a model key changes the current model, not a fresh preset";
