@@ -48,8 +48,8 @@ class Allocator {
     const DeviceGuard guard(device);
     MINIDL_CUDA_CHECK(guard.status());
     const cudaStream_t stream = stream_of(device);
-    const size_t size = size_class(nbytes);
-    ++pool.stats.allocations;
+    // Uncached, a block has the requested size, so compute-sanitizer sees overruns past it.
+    const size_t size = caching_ ? size_class(nbytes) : nbytes;
     void* p = nullptr;
     if (caching_) {
       auto bin = pool.bins.find({stream, size});
@@ -60,6 +60,7 @@ class Allocator {
       }
     }
     if (!p) p = fresh_block(pool, size, nbytes, device);
+    ++pool.stats.allocations;
     pool.live[p] = Block{size, nbytes, stream};
     pool.stats.in_use += size;
     pool.stats.requested += nbytes;
@@ -100,6 +101,24 @@ class Allocator {
   void empty_cache(int device) {
     std::lock_guard<std::mutex> lock(mutex_);
     release_cached(pools_[device], device);
+  }
+
+  // The stream is finished and about to be destroyed: its free blocks, and live blocks when they are
+  // freed, belong to `heir` from now on (a later stream may get the same handle value).
+  void hand_over(cudaStream_t gone, cudaStream_t heir, int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    DevicePool& pool = pools_[device];
+    for (auto it = pool.bins.begin(); it != pool.bins.end();) {
+      if (it->first.first != gone) {
+        ++it;
+        continue;
+      }
+      std::vector<void*>& to = pool.bins[{heir, it->first.second}];
+      to.insert(to.end(), it->second.begin(), it->second.end());
+      it = pool.bins.erase(it);
+    }
+    for (auto& [p, block] : pool.live)
+      if (block.stream == gone) block.stream = heir;
   }
 
  private:
@@ -164,5 +183,8 @@ void device_free(void* ptr, int device) { allocator().release(ptr, device); }
 MemoryStats memory_stats(int device) { return allocator().stats(device); }
 void reset_peak_memory(int device) { allocator().reset_peak(device); }
 void empty_cache(int device) { allocator().empty_cache(device); }
+void hand_over_stream_blocks(cudaStream_t gone, cudaStream_t heir, int device) {
+  allocator().hand_over(gone, heir, device);
+}
 
 }  // namespace minidl::cuda

@@ -15,9 +15,11 @@
 #define MINIDL_CUDA_CHECK(call)                                                                              \
   do {                                                                                                       \
     const cudaError_t minidl_err_ = (call);                                                                  \
-    if (minidl_err_ != cudaSuccess)                                                                          \
+    if (minidl_err_ != cudaSuccess) {                                                                        \
+      (void)cudaGetLastError(); /* not left behind for the next launch check to report */                    \
       ::minidl::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorName(minidl_err_), " (", \
                      cudaGetErrorString(minidl_err_), ")");                                                  \
+    }                                                                                                        \
   } while (0)
 
 // After every launch: a bad configuration (too many threads, too much shared memory) is reported here,
@@ -44,6 +46,9 @@ T* device_data(const Tensor& t) {
 
 inline cudaStream_t stream_of(int device) { return static_cast<cudaStream_t>(current_stream(device)); }
 
+// cuda/allocator.cu: blocks binned under a stream that is being destroyed move to `heir`.
+void hand_over_stream_blocks(cudaStream_t gone, cudaStream_t heir, int device);
+
 // Makes `device` current for a scope and restores the caller's device after, so that touching a tensor
 // on cuda:1 does not silently redirect the caller's later kernel launches.
 class DeviceGuard {
@@ -53,7 +58,7 @@ class DeviceGuard {
     status_ = cudaSetDevice(device);
   }
   ~DeviceGuard() {
-    if (previous_ >= 0) cudaSetDevice(previous_);
+    if (previous_ >= 0 && cudaSetDevice(previous_) != cudaSuccess) (void)cudaGetLastError();
   }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;

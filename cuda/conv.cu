@@ -349,13 +349,24 @@ void check(const Tensor& t, const char* what) {
                "float32 tensors; the ", what, " is ", t.meta_str(), " (float64 is for CPU gradchecks)");
 }
 
-void check_limits(const Geom& g, const ConvShape& s) {
-  for (int d = 0; d < 3; ++d)
+// Checked in 64 bits on the shape itself, before geom_of narrows it to int: the tiles index up to
+// 64 past an extent (n0 + 63, k0 + kSlice), and a table entry adds a padded reach to a channel's
+// plane offset, so both keep that headroom below 2^31.
+void check_limits(const ConvShape& s) {
+  int64_t P = 1, Q = 1, KK = 1, padded_in = 1;
+  for (int d = 0; d < 3; ++d) {
     MINIDL_CHECK((s.kernel[d] - 1) * s.dilation[d] < 1024, "conv: a kernel reaching ",
                  (s.kernel[d] - 1) * s.dilation[d] + 1, " positions is more than the CUDA kernels pack (1024)");
-  const int64_t big = int64_t{1} << 31;
-  MINIDL_CHECK(s.batch * (g.P > g.Q ? g.P : g.Q) < big && int64_t{g.cin} * g.Q < big && int64_t{g.cout} * g.P < big,
+    P *= s.out[d];
+    Q *= s.in[d];
+    KK *= s.kernel[d];
+    padded_in *= s.in[d] + 2 * s.padding[d] + 1024;
+  }
+  const int64_t big = (int64_t{1} << 31) - 64, cin_g = s.in_channels / s.groups, K = cin_g * KK;
+  MINIDL_CHECK(s.batch * std::max(P, Q) < big && s.in_channels * Q < big && s.out_channels * P < big && K < big &&
+                   s.out_channels * K < big && (cin_g * Q + padded_in) < big,
                "conv: this problem has more than 2^31 elements per tensor, beyond the CUDA kernels' 32-bit indexing");
+  MINIDL_CHECK(s.groups <= 65535, "conv: ", s.groups, " groups are more than the CUDA kernels launch (65535)");
 }
 
 dim3 grid(int N, int M, int z) { return dim3((N + kTile - 1) / kTile, (M + kTile - 1) / kTile, z); }
@@ -366,8 +377,8 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
   check(x, "input");
   check(w, "weight");
   check(bias, "bias");
+  check_limits(s);
   const Geom g = geom_of(s);
-  check_limits(g, s);
   if (y.numel() == 0) return;
   const int device = x.device().index;
   const DeviceGuard guard(device);
@@ -392,8 +403,8 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const ConvShape& s, const Tensor& gx,
                    const Tensor& gw, const Tensor& gb) {
   check(gy, "output gradient");
+  check_limits(s);
   const Geom g = geom_of(s);
-  check_limits(g, s);
   const int device = gy.device().index;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());

@@ -20,10 +20,13 @@
 #include <cuda_pipeline.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "cuda/common.cuh"
 #include "cuda/indexing.cuh"
@@ -411,16 +414,32 @@ void launch_simt(int M, int N, int K, const Operand& a, const Operand& b, const 
   });
 }
 
+// The 108 KiB of dynamic shared memory is an opt-in that holds for the device current when it is
+// made, so it is made once per device and kernel instance.
+template <bool kARow, bool kBRow>
+void allow_tf32_shared_memory(int device) {
+  static std::mutex mutex;
+  static std::vector<char> done;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (device >= static_cast<int>(done.size())) done.resize(device + 1, 0);
+  if (done[device]) return;
+  MINIDL_CUDA_CHECK(cudaFuncSetAttribute(sgemm_tf32<kARow, kBRow>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kTcSmem)));
+  done[device] = 1;
+}
+
 template <bool kARow, bool kBRow>
 void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b, const Output& c, const Batch& batch,
-                        unsigned zcount, cudaStream_t stream) {
-  static const cudaError_t configured = cudaFuncSetAttribute(
-      sgemm_tf32<kARow, kBRow>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kTcSmem));
-  MINIDL_CUDA_CHECK(configured);
+                        unsigned zcount, cudaStream_t stream, int device) {
+  allow_tf32_shared_memory<kARow, kBRow>(device);
   const dim3 grid((N + kTcBN - 1) / kTcBN, (M + kTcBM - 1) / kTcBM, zcount);
   sgemm_tf32<kARow, kBRow>
       <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec8);
 }
+
+// Row tiles go on grid.y (at most 65535), so taller products run in chunks of this many rows: a
+// multiple of every tile height (32, 64, 128), so chunk starts keep the operands' alignment.
+constexpr int64_t kRowsPerLaunch = int64_t{16383} * 128;
 
 void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
             int64_t count, int device) {
@@ -429,23 +448,34 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
   // The largest SIMT tile that still gives every SM a block or two.
   const int64_t sms = multiprocessors(device);
   auto tiles = [&](int64_t bm, int64_t bn) { return ((M + bm - 1) / bm) * ((N + bn - 1) / bn) * count; };
-  for (int64_t first = 0; first < count; first += 65535) {
-    batch.first = first;
-    const unsigned z = static_cast<unsigned>(std::min<int64_t>(65535, count - first));
-    if (tf32) {
-      with_layouts(a.row, b.row, [&](auto ar, auto br) {
-        launch_tf32_kernel<decltype(ar)::value, decltype(br)::value>(M, N, K, a, b, c, batch, z, stream);
-      });
-    } else if (tiles(128, 128) >= sms) {
-      launch_simt<128, 128, 8, 8, 8>(M, N, K, a, b, c, batch, z, stream);
-    } else if (tiles(64, 64) >= sms) {
-      launch_simt<64, 64, 8, 4, 4>(M, N, K, a, b, c, batch, z, stream);
-    } else {
-      launch_simt<32, 32, 8, 4, 4>(M, N, K, a, b, c, batch, z, stream);
+  const bool big = tiles(128, 128) >= sms, medium = tiles(64, 64) >= sms;
+  for (int64_t r0 = 0; r0 < M; r0 += kRowsPerLaunch) {
+    const int rows = static_cast<int>(std::min<int64_t>(kRowsPerLaunch, M - r0));
+    Operand ar = a;
+    ar.p += r0 * (a.row ? a.ld : 1);
+    Output cr = c;
+    cr.p += r0 * c.ld;
+    for (int64_t first = 0; first < count; first += 65535) {
+      batch.first = first;
+      const unsigned z = static_cast<unsigned>(std::min<int64_t>(65535, count - first));
+      if (tf32) {
+        with_layouts(a.row, b.row, [&](auto ra, auto rb) {
+          launch_tf32_kernel<decltype(ra)::value, decltype(rb)::value>(rows, N, K, ar, b, cr, batch, z, stream, device);
+        });
+      } else if (big) {
+        launch_simt<128, 128, 8, 8, 8>(rows, N, K, ar, b, cr, batch, z, stream);
+      } else if (medium) {
+        launch_simt<64, 64, 8, 4, 4>(rows, N, K, ar, b, cr, batch, z, stream);
+      } else {
+        launch_simt<32, 32, 8, 4, 4>(rows, N, K, ar, b, cr, batch, z, stream);
+      }
+      MINIDL_CUDA_CHECK_LAUNCH(tf32 ? "matmul (tf32)" : "matmul");
     }
-    MINIDL_CUDA_CHECK_LAUNCH(tf32 ? "matmul (tf32)" : "matmul");
   }
 }
+
+// Tile counts are rounded up in int, so sizes stay a tile short of 2^31.
+constexpr int64_t kMaxGemmDim = (int64_t{1} << 31) - 256;
 
 }  // namespace
 
@@ -454,8 +484,8 @@ GemmPath gemm_path() { return path_setting().load(); }
 
 void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
            float* C, int64_t ldc, int device) {
-  MINIDL_CHECK(M >= 0 && N >= 0 && K >= 0 && M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31),
-               "sgemm: sizes ", M, " x ", N, " x ", K, " are out of range");
+  MINIDL_CHECK(M >= 0 && N >= 0 && K >= 0 && M < kMaxGemmDim && N < kMaxGemmDim && K < kMaxGemmDim, "sgemm: sizes ", M,
+               " x ", N, " x ", K, " are out of range");
   if (M == 0 || N == 0) return;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
@@ -474,8 +504,8 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
                " (float64 is for CPU gradchecks)");
   MINIDL_CHECK(out.is_contiguous(), "matmul: the CUDA output must be contiguous, got ", out.meta_str());
   const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
-  MINIDL_CHECK(M < (int64_t{1} << 31) && N < (int64_t{1} << 31) && K < (int64_t{1} << 31), "matmul: ", a_in.meta_str(),
-               " @ ", b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
+  MINIDL_CHECK(M < kMaxGemmDim && N < kMaxGemmDim && K < kMaxGemmDim, "matmul: ", a_in.meta_str(), " @ ",
+               b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
   if (out.numel() == 0) return;
   const int device = out.device().index;
   const DeviceGuard guard(device);

@@ -182,7 +182,7 @@ void lstm_backward(const Tensor& x_in, const Tensor& h0, const Tensor& c0, const
       else
         copy(output.narrow(1, 0, T - 1), hprev.narrow(1, 1, T - 1));
     }
-    copy(h0, at_time(hprev, reverse ? T - 1 : 0));
+    if (T > 0) copy(h0, at_time(hprev, reverse ? T - 1 : 0));  // an empty sequence has no step to hold h0
     matmul(dp2.t(), hprev.view({B * T, H}), gw_hh);
   }
   if (gw_ih.defined()) matmul(dp2.t(), x.view({B * T, I}), gw_ih);

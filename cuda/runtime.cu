@@ -85,9 +85,15 @@ StreamHandle create_stream(int device) {
   return s;
 }
 
+// Waits for the stream's work first, so that its cached blocks can go to the shared stream and be
+// reused there without racing work still queued on the destroyed one.
 void destroy_stream(StreamHandle stream, int device) {
+  if (!stream) return;
   const DeviceGuard guard(device);
-  if (stream) cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+  const auto s = static_cast<cudaStream_t>(stream);
+  cudaStreamSynchronize(s);
+  hand_over_stream_blocks(s, static_cast<cudaStream_t>(shared_stream(device)), device);
+  cudaStreamDestroy(s);
   cudaGetLastError();
 }
 

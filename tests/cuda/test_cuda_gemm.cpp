@@ -79,6 +79,45 @@ TEST(CudaGemm, EveryOperandLayout) {
   });
 }
 
+// The layouts above fall back to SIMT on the TF32 path (odd leading dimensions); these have leading
+// dimensions divisible by 4 and M, N >= 64, so each transposed kernel instance and the partial
+// zero-filled copy of a K that is not a multiple of 4 run on the tensor cores.
+TEST(CudaGemm, TransposedOperandsOnTheTensorCores) {
+  REQUIRE_GPU();
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    const Tolerance t = tol_for(path, 132);
+    compare_op(
+        std::string(name) + " A^T B, ld 128", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1]); },
+        {{{96, 128}}, {{96, 132}}}, t, t);
+    compare_op(
+        std::string(name) + " A B^T, ld 96", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1].t()); },
+        {{{128, 96}}, {{132, 96}}}, t, t);
+    compare_op(
+        std::string(name) + " A^T B^T", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
+        {{{96, 128}}, {{132, 96}}}, t, t);
+    compare_op(
+        std::string(name) + " K = 35 inside ld 36",
+        [](const std::vector<Tensor>& v) { return matmul(v[0].narrow(1, 0, 35), v[1]); }, {{{128, 36}}, {{35, 64}}}, t,
+        t);
+  });
+}
+
+// More row tiles than grid.y holds: the product runs in row chunks, and the rows after the first
+// chunk's end must be computed like the rest.
+TEST(CudaGemm, TallerThanOneLaunch) {
+  REQUIRE_GPU();
+  const int64_t M = 2'097'024 + 777, K = 8, N = 8;
+  Generator gen(9);
+  const Tensor a = rand({M, K}, {}, &gen, -2, 2), b = rand({K, N}, {}, &gen, -2, 2);
+  const Tensor ref = matmul(a, b);
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    SCOPED_TRACE(name);
+    const Tolerance t = tol_for(path, K);
+    EXPECT_CLOSE(matmul(a.to(kGpu), b.to(kGpu)), ref, t.atol, t.rtol);
+    EXPECT_CLOSE(matmul(a.to(kGpu).t().contiguous().t(), b.to(kGpu)), ref, t.atol, t.rtol);
+  });
+}
+
 TEST(CudaGemm, BatchesBroadcastAndVectors) {
   REQUIRE_GPU();
   for_each_path([&](cuda::GemmPath path, const char* name) {

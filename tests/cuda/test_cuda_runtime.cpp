@@ -133,6 +133,7 @@ TEST(CudaStreams, KernelsFollowTheCurrentStream) {
   cuda::StreamHandle s = cuda::create_stream(0);
   Tensor y;
   const Tensor x = arange(1000, {.device = kGpu});
+  cuda::synchronize(0);  // x is written on the shared stream; s must not read it before that is done
   {
     const cuda::StreamGuard guard(s, 0);
     EXPECT_EQ(cuda::current_stream(0), s);
