@@ -313,7 +313,9 @@ void usage(const char* prog) {
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
-               "       %s cudnn-conv [--net visual|audio|all] | cudnn-lstm\n"
+               "       %s cudnn-conv [--net video|audio|both] [--search accurate|heuristic|fastest] [--clips N]\n"
+               "                  [--mel-frames F] [--algos] [--json FILE]\n"
+               "       %s cudnn-lstm [--batch N] [--seq N] [--input N] [--hidden N] [--layers N] [--json FILE]\n"
                "  gemm            CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
                "  loader          clips per second of the data loader on a SynthAV training split\n"
                "  layers          the model's heaviest layers on the CPU, forward and backward\n"
@@ -322,7 +324,7 @@ void usage(const char* prog) {
                "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n"
                "  cudnn-conv      the W2 convolutions, forward and both gradients, next to cuDNN\n"
                "  cudnn-lstm      the W3 BiLSTM forward and backward next to cuDNN\n",
-               prog, prog, prog, prog, prog, prog, prog);
+               prog, prog, prog, prog, prog, prog, prog, prog);
 }
 
 }  // namespace

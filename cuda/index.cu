@@ -54,10 +54,12 @@ __global__ void scatter_add_kernel(Geometry<3> g, int64_t inner, int64_t out_dim
     const int64_t q = (i / inner) % out_dim_size;
     const int64_t* ix = reinterpret_cast<const int64_t*>(g.base[1]) + off[1];
     const float* src = reinterpret_cast<const float*>(g.base[2]) + off[2];
-    float acc = 0.0f;
+    // Added onto the old value term by term, as the CPU does, so the roundings agree for any `out`.
+    float* dst = reinterpret_cast<float*>(g.base[0]) + off[0];
+    float acc = *dst;
     for (int64_t j = 0; j < n; ++j)
       if (ix[j * index_step] == q) acc += src[j * src_step];
-    reinterpret_cast<float*>(g.base[0])[off[0]] += acc;
+    *dst = acc;
   }
 }
 

@@ -390,7 +390,9 @@ void choose(cudnnHandle_t h, Plan& p, const Args* args, bool tf32, AlgoChoice ch
       if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
       if (!tf32 && r.mathType == CUDNN_TENSOR_OP_MATH) continue;
       if (only_accurate && !P::accurate(r.algo)) continue;
-      const cudnnMathType_t math = tf32 ? r.mathType : CUDNN_FMA_MATH;
+      // TF32 is permitted for every entry (as torch's allow_tf32 does), not only for those cuDNN listed
+      // as tensor-op ones, so the TF32 column never silently measures a float32 kernel's default math.
+      const cudnnMathType_t math = tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
       if (cudnnSetConvolutionMathType(p.conv, math) != CUDNN_STATUS_SUCCESS) continue;
       size_t bytes = 0;
       if (P::workspace(h, p, r.algo, &bytes) != CUDNN_STATUS_SUCCESS) continue;

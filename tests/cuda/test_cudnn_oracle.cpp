@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cuda/cudnn/oracle.h"
+#include "cuda/kernels.h"
 #include "layers/lstm.h"
 #include "tests/cuda/cuda_test_helpers.h"
 
@@ -72,7 +73,11 @@ Tensor empty_like_on_gpu(const Shape& shape) { return Tensor::empty(shape, kFloa
 
 TEST(CudnnOracle, ConvAllPassesOnTheW2Shapes) {
   REQUIRE_CUDNN();
-  const cudnn::AlgoChoice before = cudnn::algo_choice();
+  // Restored on every way out, a failed ASSERT included, so later tests keep the default choice.
+  struct RestoreChoice {
+    cudnn::AlgoChoice before = cudnn::algo_choice();
+    ~RestoreChoice() { cudnn::set_algo_choice(before); }
+  } restore;
   cudnn::set_algo_choice(cudnn::AlgoChoice::Accurate);
   Generator gen(11);
   for (const ConvCase& c : w2_cases()) {
@@ -102,7 +107,6 @@ TEST(CudnnOracle, ConvAllPassesOnTheW2Shapes) {
     EXPECT_CLOSE(x.grad(), gx_ref, data.atol, data.rtol);
     EXPECT_CLOSE(w.grad(), gw_ref, filter.atol, filter.rtol);
   }
-  cudnn::set_algo_choice(before);
 }
 
 TEST(CudnnOracle, ConvShapeMatchesTheOp) {
@@ -181,6 +185,13 @@ struct LstmCase {
 
 void compare_lstm(const LstmCase& c) {
   SCOPED_TRACE(c.name);
+  // The 1e-4 tolerances are for float32 FMA on both sides: our GEMMs are pinned to the SIMT kernel
+  // whatever MINIDL_GEMM says, and put back after.
+  struct RestorePath {
+    cuda::GemmPath before = cuda::gemm_path();
+    ~RestorePath() { cuda::set_gemm_path(before); }
+  } restore;
+  cuda::set_gemm_path(cuda::GemmPath::Simt);
   Generator gen(21);
   nn::LSTM lstm(c.input, c.hidden, {.num_layers = c.layers, .bidirectional = c.bidirectional, .batch_first = true},
                 &gen);
