@@ -4,9 +4,10 @@
 //         [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]
 //
 // With no arguments it generates the SynthAV data set if it is missing (data/synthav), trains the tiny
-// preset on the CPU into runs/<preset>-<time>, evaluates the best epoch on the test split and prints the
-// scores. Every setting and its default: --print-config (docs/training.md explains them). Ctrl-C saves a
-// checkpoint and exits; --resume continues it exactly.
+// preset on the CPU (the small preset on the GPU when there is one) into runs/<preset>-<fusion>-<time>,
+// evaluates the best epoch on the test split and prints the scores. Every setting and its default:
+// --print-config (docs/training.md explains them). Ctrl-C saves a checkpoint and exits; --resume
+// continues it exactly, with the settings in the run's config.json.
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/device.h"
 #include "autograd/error.h"
 #include "models/trainer.h"
 
@@ -48,7 +50,9 @@ int usage(const char* prog, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %s [--preset tiny|small|paper] [--config FILE] [--set key=value ...] [--device cpu|cuda[:N]]\n"
                "          [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]\n"
-               "Trains the audio-visual emotion model; without arguments, the tiny preset on the CPU on SynthAV.\n",
+               "Trains the audio-visual emotion model; without arguments on SynthAV: the small preset on the GPU\n"
+               "when there is one, otherwise the tiny preset on the CPU. --resume continues the run in --out DIR\n"
+               "with the settings in its config.json (--set may change some).\n",
                prog);
   return code;
 }
@@ -93,15 +97,39 @@ int main(int argc, char** argv) {
       else
         throw std::invalid_argument("unknown argument " + a);
     }
+    bool device_given = false;
+    for (const auto& s : sets) {
+      out_given |= s.rfind("out=", 0) == 0;
+      device_given |= s.rfind("device=", 0) == 0;
+    }
+    if (resume) {
+      // A run continues with the settings it was started with; --set may change some (say, epochs).
+      MINIDL_CHECK(out_given, "train --resume: name the run folder with --out DIR");
+      MINIDL_CHECK(preset.empty() && config_file.empty(), "train --resume: the run's own config.json holds its ",
+                   "settings; --preset and --config do not apply (change a setting with --set key=value)");
+      const std::string saved = apply_overrides(TrainConfig{}, sets).out + "/config.json";
+      std::ifstream in(saved);
+      MINIDL_CHECK(in.good(), "train --resume: cannot read ", saved, " (is this a run folder?)");
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      MINIDL_CHECK(!j.is_discarded(), "train --resume: ", saved, " is not valid JSON");
+      config = train_config_from_json(j, config);
+    }
     if (!config_file.empty()) {
       std::ifstream in(config_file);
       MINIDL_CHECK(in.good(), "train: cannot read the config file ", config_file);
       const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
       MINIDL_CHECK(!j.is_discarded(), "train: ", config_file, " is not valid JSON");
       config = train_config_from_json(j, config);
+      device_given |= j.is_object() && j.contains("device");
     }
-    if (!preset.empty()) config.model = model_preset(preset);
-    for (const auto& s : sets) out_given |= s.rfind("out=", 0) == 0;
+    // No device named and a GPU present: the small preset on it (unless a preset or config says which
+    // model); otherwise the defaults, tiny on the CPU.
+    const bool gpu_default = !resume && !device_given && cuda_device_count() > 0;
+    if (!preset.empty())
+      config.model = model_preset(preset);
+    else if (gpu_default && config_file.empty())
+      config.model = model_preset("small");
+    if (gpu_default) config.device = "cuda";
     config = apply_overrides(config, sets);
     if (!out_given && !resume) {
       char stamp[32];

@@ -109,15 +109,27 @@ Tensor BatchNorm::forward(const Tensor& x) {
   // batch's statistics (torch does the same).
   const bool use_batch_stats = is_training() || !track;
   const bool update = is_training() && track;
-  double factor = 0;
-  if (update) factor = momentum_ ? *momentum_ : 1.0 / (num_batches_tracked.item() + 1.0);  // cumulative: 1/count
+  const int64_t count = update ? batches_tracked() : 0;
+  const double factor = !update ? 0.0 : momentum_ ? *momentum_ : 1.0 / (count + 1.0);  // cumulative: 1/count
   Tensor y = batch_norm(x, weight, bias, track ? running_mean : Tensor(), track ? running_var : Tensor(),
                         use_batch_stats, factor, eps_);
   if (update) {  // counted after the op succeeded, so a rejected batch does not count
     NoGradGuard no_grad;
-    num_batches_tracked.fill_(num_batches_tracked.item() + 1.0);
+    num_batches_tracked.fill_(static_cast<double>(count + 1));
+    count_seen_ = count + 1;
+    count_version_ = num_batches_tracked.impl()->storage->version();
   }
   return y;
+}
+
+int64_t BatchNorm::batches_tracked() {
+  const std::shared_ptr<Storage>& storage = num_batches_tracked.impl()->storage;
+  if (storage != count_storage_.lock() || storage->version() != count_version_) {
+    count_seen_ = static_cast<int64_t>(num_batches_tracked.item());
+    count_storage_ = storage;
+    count_version_ = storage->version();
+  }
+  return count_seen_;
 }
 
 // ---- LayerNorm ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -51,6 +52,13 @@ class BatchNorm : public Unary {
   double eps_;
   std::optional<double> momentum_;
   bool affine_, track_running_stats_;
+  // num_batches_tracked as last seen, with the storage and version it was seen in: reading a device
+  // tensor waits for the GPU, so the count is kept here and re-read only when the buffer changed under
+  // it (load_state_dict, to(), a write by the user).
+  int64_t count_seen_ = 0;
+  std::weak_ptr<Storage> count_storage_;  // weak: a new buffer at a freed one's address is not mistaken for it
+  uint64_t count_version_ = 0;
+  int64_t batches_tracked();
 };
 
 // Input [B, C] or [B, C, L].

@@ -273,6 +273,12 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
   Impl& d = *impl_;
   d.log = std::move(log);
   check_train_config(d.config);
+  // Checked here, not in check_train_config (which also reads finished runs, on any machine), and before
+  // the run folder is made or data generated.
+  MINIDL_CHECK(d.device.is_cpu() || d.device.index < cuda_device_count(), "train: device ", d.config.device,
+               " is not available: ",
+               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
+                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
   const fs::path config_file = d.run_file("config.json"), last = d.run_file("last.safetensors");
   if (resume) {
     MINIDL_CHECK(fs::exists(last), "train --resume: there is no checkpoint in ", d.config.out, " (", last.string(),
@@ -391,8 +397,10 @@ double Trainer::train_step() {
     d.say("step " + std::to_string(d.step + 1) + ": the gradient is not finite; this step is skipped");
   ++d.step;
   ++d.batch;
-  const double value = loss.item();
-  const std::vector<double> cv = ccc_va.values<double>();
+  // One read for the three numbers: on a GPU each read waits for the device.
+  const std::vector<double> read = cat({loss.detach().reshape({1}), ccc_va.detach()}, 0).values<double>();
+  const double value = read[0];
+  const std::vector<double> cv{read[1], read[2]};
   d.loss_sum += value;
   d.ccc_sum[0] += cv[0];
   d.ccc_sum[1] += cv[1];

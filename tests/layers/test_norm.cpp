@@ -403,6 +403,29 @@ TEST(BatchNormModule, CumulativeAverageWithoutMomentum) {
   for (int c = 0; c < 2; ++c) EXPECT_NEAR(got[c], sum[c] / 3, 1e-6 * (1 + std::fabs(sum[c])));
 }
 
+// The layer keeps a host copy of num_batches_tracked (reading a GPU tensor waits for the device); a
+// count written from outside, by load_state_dict or by hand, must still be the one the next batch uses.
+TEST(BatchNormModule, CountWrittenFromOutsideIsTheOneUsed) {
+  nn::BatchNorm1d source(2, 1e-5, std::nullopt), bn(2, 1e-5, std::nullopt);
+  for (uint64_t step = 0; step < 3; ++step) source(sample({6, 2}, 120 + step));
+  bn(sample({6, 2}, 130));  // bn has seen its own count (1)
+  bn.load_state_dict(source.state_dict());
+  const std::vector<double> before = vals(bn.running_mean);
+  const Tensor x = sample({6, 2}, 131);
+  bn(x);
+  EXPECT_EQ(bn.num_batches_tracked.item(), 4.0);
+  // Cumulative average with the loaded count 3: running = (3 before + this batch's mean) / 4.
+  const ChannelStats st = channel_stats(vals(x), {6, 2});
+  const std::vector<double> got = vals(bn.running_mean);
+  for (int c = 0; c < 2; ++c) EXPECT_NEAR(got[c], before[c] + (st.mean[c] - before[c]) / 4, 1e-6);
+  bn.num_batches_tracked.fill_(9.0);
+  bn(x);
+  EXPECT_EQ(bn.num_batches_tracked.item(), 10.0);
+  bn.num_batches_tracked = zeros({}, {.dtype = kInt64});  // a new buffer altogether
+  bn(x);
+  EXPECT_EQ(bn.num_batches_tracked.item(), 1.0);
+}
+
 TEST(BatchNormModule, WithoutRunningStatisticsEvalUsesTheBatch) {
   nn::BatchNorm1d bn(3, 1e-5, 0.1, /*affine=*/true, /*track_running_stats=*/false);
   EXPECT_EQ(bn.named_buffers().size(), 0u);

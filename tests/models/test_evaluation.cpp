@@ -264,4 +264,37 @@ TEST_F(RunTest, PredictProgramWritesOneLinePerFrame) {
   EXPECT_EQ(run_app("predict --run " + run_dir() + " --frames " + dir_->file("nowhere"), &out), 1);
   EXPECT_NE(out.find("nowhere"), std::string::npos) << out;
 }
+// apps/train's command line: --resume takes the run's own settings, the default follows the machine,
+// an unavailable device is refused before a run folder exists.
+TEST_F(RunTest, TrainProgramResumesWithTheRunsSettings) {
+  std::ifstream f(run_dir() + "/config.json");
+  const nlohmann::json saved = nlohmann::json::parse(f);
+  std::string out;
+  ASSERT_EQ(run_app("train --resume --out " + run_dir() + " --set epochs=7 --print-config", &out), 0) << out;
+  const nlohmann::json printed = nlohmann::json::parse(out);
+  EXPECT_EQ(printed["epochs"], 7);  // the --set override
+  for (const char* key : {"lr", "batch_size", "data", "seed", "model", "max_steps"})
+    EXPECT_EQ(printed[key], saved[key]) << key;
+  EXPECT_EQ(run_app("train --resume", &out), 2);
+  EXPECT_NE(out.find("--out"), std::string::npos) << out;
+  EXPECT_EQ(run_app("train --resume --out " + run_dir() + " --preset small", &out), 2);
+  EXPECT_NE(out.find("--preset"), std::string::npos) << out;
+  EXPECT_EQ(run_app("train --resume --out " + dir_->file("no-such-run"), &out), 2);
+  EXPECT_NE(out.find("no-such-run"), std::string::npos) << out;
+}
+
+TEST_F(RunTest, TrainProgramPicksTheDeviceAndRefusesAMissingOne) {
+  std::string out;
+  ASSERT_EQ(run_app("train --print-config", &out), 0) << out;
+  const nlohmann::json printed = nlohmann::json::parse(out);
+  const bool gpu = cuda_device_count() > 0;
+  EXPECT_EQ(printed["device"], gpu ? "cuda" : "cpu");
+  EXPECT_EQ(printed["model"]["preset"], gpu ? "small" : "tiny");
+  ASSERT_EQ(run_app("train --device cpu --print-config", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["model"]["preset"], "tiny");
+  const std::string never = dir_->file("never-made");
+  EXPECT_EQ(run_app("train --device cuda:9 --data " + data_root() + " --out " + never, &out), 1);
+  EXPECT_NE(out.find("cuda:9 is not available"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(never));
+}
 #endif
