@@ -288,9 +288,9 @@ struct Loader::Impl {
       batch.video_index.push_back(w.video);
       for (int c = 0; c < L; ++c) fill_clip(batch, b, c, w, first + b, mel);
     }
+    // frame_ids stay on the host: only the scorer reads them, there.
     if (config.device.is_cuda()) {
-      for (Tensor* t : {&batch.video, &batch.audio, &batch.labels, &batch.mask, &batch.frame_ids})
-        *t = t->to(config.device);
+      for (Tensor* t : {&batch.video, &batch.audio, &batch.labels, &batch.mask}) *t = t->to(config.device);
     }
     std::lock_guard<std::mutex> lock(mutex);
     stats.clips += B * L;

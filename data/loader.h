@@ -52,7 +52,7 @@ struct Batch {
   Tensor audio;                      // [B, L, 1, n_mels, frames] float32 log-mel images
   Tensor labels;                     // [B, L, 2] float32: valence, arousal of each clip's end frame (0 where masked)
   Tensor mask;                       // [B, L] bool: the clip ends at an annotated frame of its video
-  Tensor frame_ids;                  // [B, L] int64: 1-based end frame of each clip
+  Tensor frame_ids;                  // [B, L] int64: 1-based end frame of each clip (always on the CPU)
   std::vector<int32_t> video_index;  // [B]: index into Dataset::videos
   int64_t epoch = 0, index = 0;      // which batch of which epoch this is
 };
