@@ -26,8 +26,6 @@
 namespace minidl::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
 __device__ __forceinline__ int64_t first_index() { return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_step() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 

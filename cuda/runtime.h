@@ -1,7 +1,8 @@
 // The CUDA runtime layer: device discovery, the caching allocator's interface, pinned host memory,
-// streams and copies. Plain C++ declarations, so the CPU-only build compiles against them too:
-// cuda/runtime.cu and cuda/allocator.cu implement them with CUDA, and cuda/runtime_stub.cpp (built when
-// CUDA is off) answers "no devices" and refuses the rest with a clear error.
+// streams, copies and asynchronous uploads. Plain C++ declarations, so the CPU-only build compiles
+// against them too: cuda/runtime.cu, cuda/allocator.cu and cuda/upload.cu implement them with CUDA, and
+// cuda/runtime_stub.cpp (built when CUDA is off) answers "no devices" and refuses the rest with a clear
+// error.
 //
 // Streams: every kernel of the CUDA backend runs on the calling thread's current stream of its device.
 // Unless a StreamGuard says otherwise that is one non-blocking stream per device, shared by all threads,
@@ -11,7 +12,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace minidl::cuda {
 
@@ -88,6 +91,68 @@ size_t size_class(size_t nbytes);
 // Page-locked host memory: copies from it to a device run at full bus speed and can be asynchronous.
 void* host_pinned_malloc(size_t nbytes);
 void host_pinned_free(void* ptr);
+
+// ---- asynchronous uploads (the data loader's batches) --------------------------------------------------
+// copy() above queues on the shared stream: it waits for every kernel queued before it, holds up every
+// kernel after it, and from pageable memory it also blocks the host. An Uploader instead packs the host
+// data into pinned staging memory and copies it on a stream of its own, so that batch k+1 crosses the
+// bus while step k computes.
+//
+// The destinations are ordinary device memory, allocated on the caller's current stream like any
+// tensor's. Two waits keep that safe, and neither blocks the host: before writing, the copy stream
+// waits for the work queued on the caller's stream when upload() is called (any kernel still reading a
+// destination block's previous tenant is among it); before reading, the consumer's stream waits for
+// the copy (Upload::wait_on_current_stream).
+class Upload;
+
+class Uploader {
+ public:
+  struct Part {
+    void* device_dst;
+    const void* host_src;
+    size_t nbytes;
+  };
+  // staging_buffers: how many uploads may be in flight at once; a further upload() waits on the host
+  // for the oldest one to finish, so that its staging memory can be reused.
+  Uploader(int device, int staging_buffers);
+  ~Uploader();  // waits for its copies
+  Uploader(const Uploader&) = delete;
+  Uploader& operator=(const Uploader&) = delete;
+  // Starts copying every part; the host sources may be reused as soon as it returns. Thread-safe.
+  Upload upload(const std::vector<Part>& parts);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One upload in flight. Destroyed before wait_on_current_stream() was called, it waits on the host for
+// its copies, so that the destination memory can be freed and handed out again safely.
+class Upload {
+ public:
+  Upload() = default;
+  Upload(Upload&& other) noexcept : event_(other.event_), device_(other.device_) { other.event_ = nullptr; }
+  Upload& operator=(Upload&& other) noexcept {
+    if (this != &other) {
+      finish();
+      event_ = other.event_;
+      device_ = other.device_;
+      other.event_ = nullptr;
+    }
+    return *this;
+  }
+  ~Upload() { finish(); }
+  // Orders everything queued later on the calling thread's current stream of the device after the
+  // copies. Once called, the Upload is done.
+  void wait_on_current_stream();
+
+ private:
+  friend class Uploader;
+  Upload(void* event, int device) : event_(event), device_(device) {}
+  void finish() noexcept;  // the host-side wait of the destructor
+  void* event_ = nullptr;  // a cudaEvent_t recorded after the copies; null once done
+  int device_ = -1;
+};
 
 // ---- copies ---------------------------------------------------------------------------------------
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };

@@ -31,6 +31,13 @@ size_t size_class(size_t nbytes) { return nbytes; }
 void* host_pinned_malloc(size_t) { not_built("pinned host memory"); }
 void host_pinned_free(void*) {}
 
+struct Uploader::Impl {};
+Uploader::Uploader(int, int) { not_built("uploader"); }
+Uploader::~Uploader() = default;
+Upload Uploader::upload(const std::vector<Part>&) { not_built("uploader"); }
+void Upload::wait_on_current_stream() {}
+void Upload::finish() noexcept {}
+
 void copy(void*, const void*, size_t, CopyKind, int) { not_built("copy"); }
 
 }  // namespace minidl::cuda

@@ -10,6 +10,10 @@
 //            (and in the on-disk cache when one is configured);
 //   frames - decoded and resized per clip; with an on-disk cache, decoded once per video into one file of
 //            fixed-size frames read back with pread.
+//
+// On a GPU a worker hands its finished batch to a cuda::Uploader (cuda/runtime.h), which copies it on
+// a stream of its own through pinned memory while the consumer's step runs; next() makes the
+// consumer's stream wait for that copy before handing the batch out.
 #include "data/loader.h"
 
 #include <algorithm>
@@ -23,6 +27,7 @@
 
 #include "autograd/error.h"
 #include "autograd/philox.h"
+#include "cuda/runtime.h"
 #include "data/audio.h"
 #include "data/clip_cache.h"
 #include "data/image.h"
@@ -55,6 +60,14 @@ double unit(uint64_t seed, uint32_t domain, uint64_t a, uint64_t b) {
 
 constexpr uint32_t kShuffleDomain = 1, kAugmentDomain = 2, kNoiseDomain = 3;
 
+// A built batch and, on a GPU, the copy that is still filling its device tensors. The upload is
+// declared last, so it is destroyed first: a batch dropped before delivery (its epoch restarted, the
+// loader destroyed) waits for its copy before its device memory goes back to the allocator.
+struct Pending {
+  Batch batch;
+  cuda::Upload upload;
+};
+
 }  // namespace
 
 struct Loader::Impl {
@@ -66,13 +79,14 @@ struct Loader::Impl {
   std::shared_ptr<const std::vector<int64_t>> order;
   int64_t clip_samples = 0, mel_frames = 0;
   ClipCache cache;
+  std::unique_ptr<cuda::Uploader> uploader;  // on a GPU; outlives the pending batches below
 
   // Prefetch state, guarded by mutex.
   std::mutex mutex;
   std::condition_variable changed;
   uint64_t generation = 0;
   int64_t epoch = 0, next_assign = 0, next_deliver = 0, end = 0;
-  std::map<int64_t, Batch> ready;
+  std::map<int64_t, Pending> ready;
   std::map<int64_t, std::exception_ptr> failed;
   bool stopping = false;
   std::vector<std::thread> threads;
@@ -90,6 +104,10 @@ struct Loader::Impl {
     clip_samples = std::llround(config.windows.clip_frames / (dataset.videos.empty() ? 30.0 : dataset.videos[0].fps) *
                                 config.mel.sample_rate);
     mel_frames = probe.frames(clip_samples);
+    // One staging buffer per worker and one spare: a worker waits for a buffer only when the copies
+    // fall more than a batch behind.
+    if (config.device.is_cuda())
+      uploader = std::make_unique<cuda::Uploader>(config.device.index, std::max(2, config.workers + 1));
   }
 
   int64_t batches() const {
@@ -271,11 +289,25 @@ struct Loader::Impl {
     return std::move(img.rgb);
   }
 
-  Batch build(int64_t k, int64_t e, const std::vector<int64_t>& order, const LogMel& mel) {
+  // Replaces the batch's tensors by device tensors that the uploader fills.
+  cuda::Upload to_device(Batch& batch) {
+    std::vector<cuda::Uploader::Part> parts;
+    std::vector<Tensor> host;  // the sources, alive until upload() has packed them
+    for (Tensor* t : {&batch.video, &batch.audio, &batch.labels, &batch.mask}) {
+      host.push_back(*t);
+      *t = Tensor::empty(t->shape(), t->dtype(), config.device);
+      parts.push_back(
+          {t->raw_data(), host.back().raw_data(), static_cast<size_t>(t->numel()) * dtype_size(t->dtype())});
+    }
+    return uploader->upload(parts);
+  }
+
+  Pending build(int64_t k, int64_t e, const std::vector<int64_t>& order, const LogMel& mel) {
     const int64_t first = k * config.batch_size;
     const int64_t B = std::min<int64_t>(config.batch_size, static_cast<int64_t>(windows.size()) - first);
     const int64_t L = config.windows.clips, T = config.windows.frames_per_clip, S = config.image_size;
-    Batch batch;
+    Pending out;
+    Batch& batch = out.batch;
     batch.epoch = e;
     batch.index = k;
     batch.video = Tensor::empty({B, L, 3, T, S, S});
@@ -289,12 +321,10 @@ struct Loader::Impl {
       for (int c = 0; c < L; ++c) fill_clip(batch, b, c, w, first + b, mel);
     }
     // frame_ids stay on the host: only the scorer reads them, there.
-    if (config.device.is_cuda()) {
-      for (Tensor* t : {&batch.video, &batch.audio, &batch.labels, &batch.mask}) *t = t->to(config.device);
-    }
+    if (config.device.is_cuda()) out.upload = to_device(batch);
     std::lock_guard<std::mutex> lock(mutex);
     stats.clips += B * L;
-    return batch;
+    return out;
   }
 
   void worker() {
@@ -308,7 +338,7 @@ struct Loader::Impl {
       const uint64_t gen = generation;
       const auto ord = order;
       lock.unlock();
-      Batch batch;
+      Pending batch;
       std::exception_ptr error;
       try {
         batch = build(k, e, *ord, mel);
@@ -369,17 +399,22 @@ bool Loader::next(Batch& batch) {
     const auto ord = d.order;
     lock.unlock();
     const LogMel mel(d.config.mel);
-    batch = d.build(k, e, *ord, mel);
+    Pending p = d.build(k, e, *ord, mel);
+    p.upload.wait_on_current_stream();
+    batch = std::move(p.batch);
     lock.lock();
     ++d.next_deliver;
     return true;
   }
   d.changed.wait(lock, [&] { return d.ready.count(k) || d.failed.count(k); });
   if (auto it = d.failed.find(k); it != d.failed.end()) std::rethrow_exception(it->second);
-  batch = std::move(d.ready[k]);
+  Pending p = std::move(d.ready[k]);
   d.ready.erase(k);
   ++d.next_deliver;
   d.changed.notify_all();
+  lock.unlock();
+  p.upload.wait_on_current_stream();  // the consumer's kernels on this batch come after its copy
+  batch = std::move(p.batch);
   return true;
 }
 

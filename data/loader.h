@@ -36,8 +36,8 @@ struct LoaderConfig {
   float crop = 1.0f;               // training only, in (0, 1]: below 1, each clip shows a random square of side
                                    // U[crop, 1] times the frame's, resized back to image_size
   double audio_snr_db = INFINITY;  // evaluation under noise: white noise this many dB below each clip's power
-  Device device = Device::cpu();   // where batches are delivered: workers copy them there, off the
-                                   // consumer's thread (a GPU needs the CUDA backend)
+  Device device = Device::cpu();   // where batches are delivered; on a GPU workers upload them on a
+                                   // copy stream, overlapping the consumer's kernels (cuda::Uploader)
   bool skip_bad_files = false;     // a corrupt frame or wav: error naming it (false) or a counted warning,
                                    // the frame treated as missing / the audio as silent (true)
   std::array<float, 3> mean{0.43216f, 0.394666f, 0.37645f};  // per RGB channel, after / 255

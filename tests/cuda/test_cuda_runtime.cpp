@@ -3,6 +3,8 @@
 // saying so, where there is none; on a machine with one they run for real.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "autograd/minidl.h"
@@ -175,4 +177,108 @@ TEST(CudaRuntime, DevicePropertiesNameTheGpu) {
   EXPECT_GT(p.multiprocessors, 0);
   EXPECT_GT(p.total_memory, 0u);
   EXPECT_THROW(cuda::device_properties(cuda_device_count()), Error);
+}
+
+// ---- asynchronous uploads (cuda::Uploader) ----------------------------------------------------------
+
+TEST(CudaUpload, WithoutAGpuTheUploaderIsAClearError) {
+  if (have_gpu()) GTEST_SKIP() << "this machine has a GPU; the error path is for machines without one";
+  try {
+    cuda::Uploader uploader(0, 2);
+    FAIL() << "expected minidl::Error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(what.find("cuda:0") != std::string::npos || what.find("without CUDA") != std::string::npos) << what;
+  }
+}
+
+TEST(CudaUpload, PartsArriveWholeAndTheSourcesAreFreeAtOnce) {
+  REQUIRE_GPU();
+  EXPECT_THROW(cuda::Uploader(0, 0), Error);
+  cuda::Uploader uploader(0, 2);
+  // Odd sizes, so parts do not fill their 256-byte places in the staging buffer, and an empty one.
+  std::vector<std::vector<float>> host = {std::vector<float>(1), std::vector<float>(4097), {}, std::vector<float>(33)};
+  std::vector<std::vector<float>> expected;
+  std::vector<Tensor> dst;
+  std::vector<cuda::Uploader::Part> parts;
+  for (size_t p = 0; p < host.size(); ++p) {
+    for (size_t i = 0; i < host[p].size(); ++i) host[p][i] = static_cast<float>(p * 10000 + i);
+    expected.push_back(host[p]);
+    dst.push_back(Tensor::empty({static_cast<int64_t>(host[p].size())}, kFloat32, kGpu));
+    parts.push_back({dst.back().raw_data(), host[p].data(), host[p].size() * sizeof(float)});
+  }
+  cuda::Upload upload = uploader.upload(parts);
+  for (auto& h : host) std::fill(h.begin(), h.end(), -1.0f);  // the sources were packed before upload returned
+  upload.wait_on_current_stream();
+  for (size_t p = 0; p < host.size(); ++p) EXPECT_EQ(dst[p].values<float>(), expected[p]) << "part " << p;
+}
+
+TEST(CudaUpload, MoreUploadsThanStagingBuffersFromSeveralThreads) {
+  REQUIRE_GPU();
+  cuda::Uploader uploader(0, 2);
+  constexpr int kThreads = 4, kEach = 12, kFloats = 100000;
+  std::vector<std::vector<Tensor>> out(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int u = 0; u < kEach; ++u) {
+        std::vector<float> src(kFloats, static_cast<float>(t * 1000 + u));
+        Tensor d = Tensor::empty({kFloats}, kFloat32, kGpu);
+        cuda::Upload up = uploader.upload({{d.raw_data(), src.data(), src.size() * sizeof(float)}});
+        up.wait_on_current_stream();
+        out[t].push_back(d);
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t)
+    for (int u = 0; u < kEach; ++u) {
+      const std::vector<float> v = out[t][u].values<float>();
+      EXPECT_EQ(std::count(v.begin(), v.end(), static_cast<float>(t * 1000 + u)), kFloats) << t << ", " << u;
+    }
+}
+
+// The copy must not write a block that a kernel queued earlier on the shared stream still reads. The
+// products below are queued, and every operand of them but the last has been freed on the host (its
+// block back in the shared stream's bin) by the time the upload's destination is allocated, most likely
+// one of those blocks. Without the copy stream's wait the upload would overwrite it mid-chain.
+TEST(CudaUpload, CopiesWaitForKernelsStillReadingTheBlock) {
+  REQUIRE_GPU();
+  cuda::Uploader uploader(0, 2);
+  const int64_t n = 2048;
+  std::vector<float> junk(static_cast<size_t>(n * n), 1e30f);
+  const Tensor a = (randn({n, n}) * (1.0 / std::sqrt(static_cast<double>(n)))).to(kGpu);  // keeps powers bounded
+  auto chain = [&] {
+    Tensor p = a.clone();
+    for (int i = 0; i < 40; ++i) p = matmul(p, a);  // tens of milliseconds of queued work
+    return p;
+  };
+  {  // warm-up: the first upload allocates the staging buffer, which would give the chain time to finish
+    Tensor d = Tensor::empty({n, n}, kFloat32, kGpu);
+    uploader.upload({{d.raw_data(), junk.data(), junk.size() * sizeof(float)}}).wait_on_current_stream();
+    cuda::synchronize(0);
+  }
+  const Tensor product = chain();
+  const Tensor dst = Tensor::empty({n, n}, kFloat32, kGpu);
+  uploader.upload({{dst.raw_data(), junk.data(), junk.size() * sizeof(float)}}).wait_on_current_stream();
+  const Tensor again = chain();
+  EXPECT_EQ(product.values<float>(), again.values<float>()) << "the upload wrote into a block still being read";
+  EXPECT_EQ(dst.values<float>(), junk);
+}
+
+// An upload destroyed without being waited for waits on the host, so its destination can be freed and
+// handed out again: the new tenant's contents are its own, not the late copy's.
+TEST(CudaUpload, ADroppedUploadFinishesBeforeItsMemoryIsReused) {
+  REQUIRE_GPU();
+  cuda::Uploader uploader(0, 3);
+  const int64_t n = 1 << 22;
+  std::vector<float> ones(static_cast<size_t>(n), 1.0f);
+  for (int round = 0; round < 5; ++round) {
+    {
+      Tensor d = Tensor::empty({n}, kFloat32, kGpu);
+      cuda::Upload up = uploader.upload({{d.raw_data(), ones.data(), ones.size() * sizeof(float)}});
+    }  // the upload, then its destination, go away without anyone waiting on the device
+    const Tensor z = zeros({n}, {.device = kGpu});
+    const std::vector<float> v = z.values<float>();
+    EXPECT_EQ(std::count(v.begin(), v.end(), 0.0f), n) << "round " << round;
+  }
 }

@@ -399,6 +399,44 @@ TEST(Loader, FlipMirrorsWholeClipsAndCropStaysInRange) {
   }
 }
 
+// The GPU path: workers upload on a copy stream of their own (cuda::Uploader), and next() orders the
+// consumer's stream after the copy. The batches must be the CPU loader's, value for value, also when
+// an epoch restarts or the loader goes away while uploads are still in flight.
+TEST(Loader, BatchesOnTheGpuAreTheCpusBatches) {
+  if (cuda_device_count() == 0)
+    GTEST_SKIP() << (cuda_built() ? "no CUDA device on this machine: this test needs a GPU"
+                                  : "minidl was built without CUDA: this test needs a GPU");
+  TempDir tmp;
+  Dataset ds;
+  ds.videos.push_back(make_video(tmp.path(), "a", 40));
+  ds.videos.push_back(make_video(tmp.path(), "b", 23));
+  LoaderConfig cfg = small_config();
+  cfg.augment = true;
+  cfg.seed = 5;
+  Loader on_cpu(ds, cfg);
+  const auto expected = epoch_batches(on_cpu, 1);
+  ASSERT_GE(expected.size(), 3u) << "enough batches to have some in flight";
+  for (int workers : {0, 1, 3}) {
+    cfg.workers = workers;
+    cfg.device = Device::cuda(0);
+    Loader on_gpu(ds, cfg);
+    const auto got = epoch_batches(on_gpu, 1);
+    for (const Batch& b : got) {
+      EXPECT_TRUE(b.video.device().is_cuda() && b.audio.device().is_cuda() && b.labels.device().is_cuda() &&
+                  b.mask.device().is_cuda());
+      EXPECT_TRUE(b.frame_ids.device().is_cpu()) << "frame ids stay on the host";
+    }
+    expect_same_batches(got, expected);
+    // Restarting with uploads in flight drops them; the restarted epoch is still right.
+    on_gpu.start_epoch(1);
+    Batch first;
+    ASSERT_TRUE(on_gpu.next(first));
+    const auto rest = epoch_batches(on_gpu, 1, 1);
+    expect_same_batches({expected.begin() + 1, expected.end()}, rest);
+    on_gpu.start_epoch(0);  // and the destructor meets batches still being uploaded
+  }
+}
+
 TEST(Loader, AnUnavailableDeviceIsAnErrorNamingIt) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "this machine has a GPU";
   Dataset ds;
