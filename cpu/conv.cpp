@@ -110,73 +110,116 @@ struct Lines {
   int64_t columns(const Geometry& g) const { return (l1 - l0) * g.s.out[2]; }
 };
 
-// Calls fn(line, od, oh) for every line of the chunk, in order.
-template <class Fn>
-void for_lines(const Geometry& g, const Lines& ls, Fn&& fn) {
-  const int64_t oh_n = g.s.out[1];
-  for (int64_t l = ls.l0; l < ls.l1; ++l) fn(l - ls.l0, l / oh_n, l % oh_n);
-}
+// One kernel tap's view of a chunk: its lines split into runs, in order. pad(i, count): lines i .. i +
+// count - 1 of the chunk read only padding. rows(i, count, at): they read the input, line i's element at
+// ow = vw.lo being x[at] and each further line's `line_step` after the one before. A run ends at the
+// end of an od plane, so there is one division per plane rather than one per line: the chunks of a
+// small model are many short lines, and per-line overhead used to cost more than the copying.
+struct TapLines {
+  const Geometry& g;
+  const Valid &vd, &vh, &vw;
+  int64_t line_step() const { return g.s.stride[1] * g.s.in[2]; }
+  // The lines of a run are one contiguous block, in col and in x: full-width rows, no stride in w,
+  // each line following the last (a kx1x1 conv, or any conv over 1-pixel-high rows).
+  bool contiguous() const {
+    return vw.lo == 0 && vw.hi == g.s.out[2] && g.s.stride[2] == 1 && line_step() == g.s.out[2];
+  }
+  template <class Pad, class Rows>
+  void each_run(const Lines& ls, Pad&& pad, Rows&& rows) const {
+    const Dims3 &in = g.s.in, &st = g.s.stride;
+    const int64_t oh_n = g.s.out[1];
+    for (int64_t l = ls.l0; l < ls.l1;) {
+      const int64_t od = l / oh_n, a = l % oh_n, b = a + (std::min(ls.l1, (od + 1) * oh_n) - l), i = l - ls.l0;
+      l += b - a;
+      if (od < vd.lo || od >= vd.hi || vw.lo == vw.hi) {
+        pad(i, b - a);
+        continue;
+      }
+      const int64_t lo = std::clamp(vh.lo, a, b), hi = std::clamp(vh.hi, lo, b);
+      if (lo > a) pad(i, lo - a);
+      if (hi > lo)
+        rows(i + (lo - a), hi - lo,
+             ((od * st[0] + vd.offset) * in[1] + lo * st[1] + vh.offset) * in[2] + (vw.lo * st[2] + vw.offset));
+      if (b > hi) pad(i + (hi - a), b - hi);
+    }
+  }
+};
 
 // col [cg * taps, columns] for the output lines `ls`, from the cg channels of one item and group at x.
 template <class T>
 void im2col(const Geometry& g, const T* x, const Lines& ls, T* col, bool parallel) {
-  const Dims3 &in = g.s.in, &kn = g.s.kernel, &st = g.s.stride;
-  const int64_t ow_n = g.s.out[2], n = ls.columns(g);
+  const Dims3& kn = g.s.kernel;
+  const int64_t ow_n = g.s.out[2], n = ls.columns(g), sw = g.s.stride[2];
   for_channels(g.cg, parallel, [&](int64_t c) {
     const T* xc = x + c * g.S;
     T* row = col + c * g.taps * n;
     for (int64_t kd = 0; kd < kn[0]; ++kd)
       for (int64_t kh = 0; kh < kn[1]; ++kh)
         for (int64_t kw = 0; kw < kn[2]; ++kw, row += n) {
-          const Valid &vd = g.valid[0][kd], &vh = g.valid[1][kh], &vw = g.valid[2][kw];
-          for_lines(g, ls, [&](int64_t i, int64_t od, int64_t oh) {
-            T* dst = row + i * ow_n;
-            if (od < vd.lo || od >= vd.hi || oh < vh.lo || oh >= vh.hi || vw.lo == vw.hi) {
-              std::fill(dst, dst + ow_n, T(0));  // the whole line reads padding
-              return;
-            }
-            // The input element at ow = vw.lo; the line reads every st[2]-th one from there.
-            const T* src =
-                xc + ((od * st[0] + vd.offset) * in[1] + oh * st[1] + vh.offset) * in[2] + (vw.lo * st[2] + vw.offset);
-            const int64_t n_in = vw.hi - vw.lo;
-            std::fill(dst, dst + vw.lo, T(0));
-            if (st[2] == 1) {
-              std::memcpy(dst + vw.lo, src, sizeof(T) * n_in);
-            } else {
-              for (int64_t j = 0; j < n_in; ++j) dst[vw.lo + j] = src[j * st[2]];
-            }
-            std::fill(dst + vw.hi, dst + ow_n, T(0));
-          });
+          const TapLines tap{g, g.valid[0][kd], g.valid[1][kh], g.valid[2][kw]};
+          const int64_t lo = tap.vw.lo, hi = tap.vw.hi, step = tap.line_step();
+          const bool contiguous = tap.contiguous();
+          tap.each_run(
+              ls, [&](int64_t i, int64_t count) { std::fill_n(row + i * ow_n, count * ow_n, T(0)); },
+              [&](int64_t i, int64_t count, int64_t at) {
+                if (contiguous) {
+                  std::memcpy(row + i * ow_n, xc + at, sizeof(T) * count * ow_n);
+                  return;
+                }
+                for (int64_t r = 0; r < count; ++r) {
+                  T* dst = row + (i + r) * ow_n;
+                  const T* src = xc + at + r * step;
+                  for (int64_t j = 0; j < lo; ++j) dst[j] = T(0);
+                  if (sw == 1) {
+#pragma omp simd
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j];
+                  } else {
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j * sw];
+                  }
+                  for (int64_t j = hi; j < ow_n; ++j) dst[j] = T(0);
+                }
+              });
         }
   });
 }
 
 // The inverse scatter: adds every entry of col [cg * taps, columns] (lines `ls`) into the input element
-// it was read from, in the cg channels of one item and group at x.
+// it was read from, in the cg channels of one item and group at x. Within one tap no two entries reach
+// the same element, so each element receives its terms tap by tap, the order of col's rows.
 template <class T>
 void col2im(const Geometry& g, const T* col, const Lines& ls, T* x, bool parallel) {
-  const Dims3 &in = g.s.in, &kn = g.s.kernel, &st = g.s.stride;
-  const int64_t ow_n = g.s.out[2], n = ls.columns(g);
+  const Dims3& kn = g.s.kernel;
+  const int64_t ow_n = g.s.out[2], n = ls.columns(g), sw = g.s.stride[2];
   for_channels(g.cg, parallel, [&](int64_t c) {
     T* xc = x + c * g.S;
     const T* row = col + c * g.taps * n;
     for (int64_t kd = 0; kd < kn[0]; ++kd)
       for (int64_t kh = 0; kh < kn[1]; ++kh)
         for (int64_t kw = 0; kw < kn[2]; ++kw, row += n) {
-          const Valid &vd = g.valid[0][kd], &vh = g.valid[1][kh], &vw = g.valid[2][kw];
-          for_lines(g, ls, [&](int64_t i, int64_t od, int64_t oh) {
-            if (od < vd.lo || od >= vd.hi || oh < vh.lo || oh >= vh.hi || vw.lo == vw.hi) return;
-            T* dst =
-                xc + ((od * st[0] + vd.offset) * in[1] + oh * st[1] + vh.offset) * in[2] + (vw.lo * st[2] + vw.offset);
-            const T* src = row + i * ow_n + vw.lo;
-            const int64_t n_in = vw.hi - vw.lo;
-            if (st[2] == 1) {
+          const TapLines tap{g, g.valid[0][kd], g.valid[1][kh], g.valid[2][kw]};
+          const int64_t lo = tap.vw.lo, hi = tap.vw.hi, step = tap.line_step();
+          const bool contiguous = tap.contiguous();
+          tap.each_run(
+              ls, [](int64_t, int64_t) {},
+              [&](int64_t i, int64_t count, int64_t at) {
+                if (contiguous) {
+                  T* dst = xc + at;
+                  const T* src = row + i * ow_n;
 #pragma omp simd
-              for (int64_t j = 0; j < n_in; ++j) dst[j] += src[j];
-            } else {
-              for (int64_t j = 0; j < n_in; ++j) dst[j * st[2]] += src[j];
-            }
-          });
+                  for (int64_t j = 0; j < count * ow_n; ++j) dst[j] += src[j];
+                  return;
+                }
+                for (int64_t r = 0; r < count; ++r) {
+                  T* dst = xc + at + r * step;
+                  const T* src = row + (i + r) * ow_n + lo;
+                  if (sw == 1) {
+#pragma omp simd
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[j] += src[j];
+                  } else {
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[j * sw] += src[j];
+                  }
+                }
+              });
         }
   });
 }

@@ -92,6 +92,18 @@ void pack_b_panel(int64_t nr, int64_t kc, const T* b, int64_t rsb, int64_t csb, 
     for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, b + k * rsb, sizeof(T) * NR);
     return;
   }
+  if (rsb == 1) {
+    // A transposed B (the weight gradient's col^T): read each column as the contiguous run it is and
+    // scatter it into the panel, which sits in L1. Gathering each k-row's NR elements, csb apart, was
+    // twice as slow where csb is a power of two (1024: all NR of them fall in one cache set).
+    for (int64_t j = 0; j < nr; ++j) {
+      const T* src = b + j * csb;
+      for (int64_t k = 0; k < kc; ++k) dst[k * NR + j] = src[k];
+    }
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
+    return;
+  }
   for (int64_t k = 0; k < kc; ++k) {
     for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = b[k * rsb + j * csb];
     for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);

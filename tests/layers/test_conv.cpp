@@ -165,6 +165,8 @@ std::vector<Case> forward_cases() {
       {"3d 3x3x3 batch 3, items in parallel", {3, 6, 4, 9, 9}, {8, 6, 3, 3, 3}, {{1}, {1}, {1}, 1}},
       {"2d col in 4 chunks of lines", {1, 64, 40, 40}, {8, 64, 3, 3}, {{1}, {1}, {1}, 1}},
       {"3d col chunks crossing od", {2, 32, 3, 11, 12}, {4, 32, 3, 3, 3}, {{1}, {1}, {1}, 1}},
+      // A kx1x1 conv copies whole planes at once; its chunks (68 lines, 34 in float64) end inside a plane.
+      {"3d temporal 3x1x1 col chunks inside a plane", {1, 64, 4, 20, 20}, {8, 64, 3, 1, 1}, {{1}, {1, 0, 0}, {1}, 1}},
   };
 }
 
@@ -220,6 +222,10 @@ TEST(Conv, GradientsMatchDirectLoops) {
       {"3d depthwise", {2, 4, 3, 6, 5}, {4, 1, 3, 3, 3}, {{1}, {1}, {1}, 4}},
       {"1d pointwise", {3, 6, 9}, {4, 6, 1}, {}},
       {"3d col chunks crossing od, stride 2", {2, 32, 5, 21, 12}, {4, 32, 3, 3, 3}, {{1, 2, 1}, {1}, {1}, 1}},
+      {"3d temporal 3x1x1 stride 2, chunks inside a plane",
+       {2, 64, 4, 20, 20},
+       {4, 64, 3, 1, 1},
+       {{2, 1, 1}, {1, 0, 0}, {1}, 1}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
