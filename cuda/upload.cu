@@ -17,11 +17,14 @@ namespace minidl::cuda {
 namespace {
 constexpr size_t kPartAlignment = 256;  // each part starts on its own 256-byte boundary of the buffer
 
+// Blocking sync: a worker waiting for a slot sleeps instead of spinning on a core its siblings decode on.
 cudaEvent_t new_event() {
   cudaEvent_t e = nullptr;
-  MINIDL_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  MINIDL_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming | cudaEventBlockingSync));
   return e;
 }
+
+size_t aligned(size_t nbytes) { return (nbytes + kPartAlignment - 1) / kPartAlignment * kPartAlignment; }
 }  // namespace
 
 struct Uploader::Impl {
@@ -32,6 +35,8 @@ struct Uploader::Impl {
     bool taken = false;            // a thread is packing or queueing into it
   };
   int device = 0;
+  // Made and destroyed with the raw CUDA calls, not create_stream / destroy_stream: nothing is ever
+  // allocated on it, so it has no blocks in the allocator to hand over.
   cudaStream_t stream = nullptr;
   std::vector<Slot> slots;
   size_t next_slot = 0;  // slots are taken round-robin, so the oldest upload is the one waited for
@@ -96,7 +101,7 @@ Uploader::~Uploader() = default;
 Upload Uploader::upload(const std::vector<Part>& parts) {
   Impl& d = *impl_;
   size_t total = 0;
-  for (const Part& p : parts) total += (p.nbytes + kPartAlignment - 1) / kPartAlignment * kPartAlignment;
+  for (const Part& p : parts) total += aligned(p.nbytes);
   const DeviceGuard guard(d.device);
   MINIDL_CUDA_CHECK(guard.status());
 
@@ -112,8 +117,8 @@ Upload Uploader::upload(const std::vector<Part>& parts) {
   }
   size_t offset = 0;
   for (const Part& p : parts) {
-    std::memcpy(static_cast<char*>(slot.pinned) + offset, p.host_src, p.nbytes);
-    offset += (p.nbytes + kPartAlignment - 1) / kPartAlignment * kPartAlignment;
+    if (p.nbytes > 0) std::memcpy(static_cast<char*>(slot.pinned) + offset, p.host_src, p.nbytes);
+    offset += aligned(p.nbytes);
   }
 
   // The destinations were allocated on the caller's stream: whatever is queued there now may still
@@ -124,18 +129,23 @@ Upload Uploader::upload(const std::vector<Part>& parts) {
   cudaEventDestroy(allocated);  // released once complete; the wait above keeps its place in the queue
   MINIDL_CUDA_CHECK(err);
 
+  const cudaEvent_t done = new_event();
   offset = 0;
   for (const Part& p : parts) {
-    if (p.nbytes > 0)
-      MINIDL_CUDA_CHECK(cudaMemcpyAsync(p.device_dst, static_cast<char*>(slot.pinned) + offset, p.nbytes,
-                                        cudaMemcpyHostToDevice, d.stream));
-    offset += (p.nbytes + kPartAlignment - 1) / kPartAlignment * kPartAlignment;
+    if (err == cudaSuccess && p.nbytes > 0)
+      err = cudaMemcpyAsync(p.device_dst, static_cast<char*>(slot.pinned) + offset, p.nbytes, cudaMemcpyHostToDevice,
+                            d.stream);
+    offset += aligned(p.nbytes);
   }
-  MINIDL_CUDA_CHECK(cudaEventRecord(slot.copied, d.stream));
-  const cudaEvent_t done = new_event();
-  err = cudaEventRecord(done, d.stream);
-  if (err != cudaSuccess) cudaEventDestroy(done);
-  MINIDL_CUDA_CHECK(err);
+  if (err == cudaSuccess) err = cudaEventRecord(slot.copied, d.stream);
+  if (err == cudaSuccess) err = cudaEventRecord(done, d.stream);
+  if (err != cudaSuccess) {
+    // Copies queued before the failure still read the slot and write the destinations, which the
+    // caller frees when this throws: let them finish first.
+    cudaStreamSynchronize(d.stream);
+    cudaEventDestroy(done);
+    MINIDL_CUDA_CHECK(err);
+  }
   return Upload(done, d.device);
 }
 

@@ -346,7 +346,12 @@ struct Loader::Impl {
         error = std::current_exception();
       }
       lock.lock();
-      if (gen != generation) continue;  // the epoch was restarted meanwhile
+      if (gen != generation) {  // the epoch was restarted meanwhile: drop the batch, unlocked, since
+        lock.unlock();          // dropping it may wait for its upload
+        batch = Pending();
+        lock.lock();
+        continue;
+      }
       if (error)
         failed[k] = error;
       else
@@ -377,9 +382,10 @@ int64_t Loader::batches() const { return impl_->batches(); }
 void Loader::start_epoch(int64_t epoch, int64_t first) {
   MINIDL_CHECK(epoch >= 0 && first >= 0 && first <= batches(), "loader: cannot start epoch ", epoch, " at batch ",
                first, " of ", batches());
+  std::map<int64_t, Pending> dropped;  // destroyed after the lock is released: each may wait for its upload
   std::lock_guard<std::mutex> lock(impl_->mutex);
   ++impl_->generation;
-  impl_->ready.clear();
+  dropped.swap(impl_->ready);
   impl_->failed.clear();
   impl_->epoch = epoch;
   impl_->order = impl_->make_order(epoch);

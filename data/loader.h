@@ -79,7 +79,10 @@ class Loader {
   // batch it stopped at). A new loader is at epoch 0, batch 0.
   void start_epoch(int64_t epoch, int64_t first = 0);
   // The next batch of the current epoch; false when the epoch is over. An error in a worker (a corrupt
-  // file with skip_bad_files off) is rethrown here, naming the file.
+  // file with skip_bad_files off) is rethrown here, naming the file. On a GPU the calling thread's
+  // current stream is made to wait for the batch's upload; the batch's memory belongs to the device's
+  // shared stream, so a consumer working under a cuda::StreamGuard must synchronise that stream before
+  // it lets the batch go.
   bool next(Batch& batch);
   LoaderStats stats() const;
 
