@@ -31,8 +31,9 @@ struct Uploader::Impl {
   struct Slot {
     void* pinned = nullptr;
     size_t capacity = 0;
-    cudaEvent_t copied = nullptr;  // recorded after the copies that read `pinned`
-    bool taken = false;            // a thread is packing or queueing into it
+    cudaEvent_t copied = nullptr;     // recorded after the copies that read `pinned`
+    cudaEvent_t allocated = nullptr;  // recorded on the caller's stream, for the copies to wait on
+    bool taken = false;               // a thread is packing or queueing into it
   };
   int device = 0;
   // Made and destroyed with the raw CUDA calls, not create_stream / destroy_stream: nothing is ever
@@ -51,6 +52,7 @@ struct Uploader::Impl {
     for (auto& s : slots) {
       host_pinned_free(s.pinned);
       if (s.copied) cudaEventDestroy(s.copied);
+      if (s.allocated) cudaEventDestroy(s.allocated);
     }
     if (stream) cudaStreamDestroy(stream);
     cudaGetLastError();  // a failed copy has already been reported by a wait on its upload
@@ -92,7 +94,10 @@ Uploader::Uploader(int device, int staging_buffers) : impl_(std::make_unique<Imp
   MINIDL_CUDA_CHECK(guard.status());
   impl_->device = device;
   impl_->slots.resize(static_cast<size_t>(staging_buffers));
-  for (auto& s : impl_->slots) s.copied = new_event();
+  for (auto& s : impl_->slots) {
+    s.copied = new_event();
+    s.allocated = new_event();
+  }
   impl_->stream = static_cast<cudaStream_t>(create_stream(device));
 }
 
@@ -123,13 +128,12 @@ Upload Uploader::upload(const std::vector<Part>& parts) {
 
   // The destinations were allocated on the caller's stream: whatever is queued there now may still
   // be reading their blocks' previous tenants, so the copies go after it.
-  const cudaEvent_t allocated = new_event();
-  cudaError_t err = cudaEventRecord(allocated, stream_of(d.device));
-  if (err == cudaSuccess) err = cudaStreamWaitEvent(d.stream, allocated, 0);
-  cudaEventDestroy(allocated);  // released once complete; the wait above keeps its place in the queue
-  MINIDL_CUDA_CHECK(err);
+  MINIDL_CUDA_CHECK(cudaEventRecord(slot.allocated, stream_of(d.device)));
+  // The wait takes the event as recorded now, so the slot's next upload may record it again at once.
+  MINIDL_CUDA_CHECK(cudaStreamWaitEvent(d.stream, slot.allocated, 0));
 
   const cudaEvent_t done = new_event();
+  cudaError_t err = cudaSuccess;
   offset = 0;
   for (const Part& p : parts) {
     if (err == cudaSuccess && p.nbytes > 0)

@@ -10,6 +10,7 @@
 #include "data/audio.h"
 #include "data/image.h"
 #include "data/loader.h"
+#include "tests/cuda/cuda_test_helpers.h"
 #include "tests/data/data_test_helpers.h"
 
 using namespace minidl;
@@ -405,9 +406,7 @@ TEST(Loader, FlipMirrorsWholeClipsAndCropStaysInRange) {
 // an epoch restarts or the loader goes away while uploads are still in flight. (These batches are too
 // small for a missing stream wait to show; tests/cuda/test_cuda_runtime.cpp tests the ordering.)
 TEST(Loader, BatchesOnTheGpuAreTheCpusBatches) {
-  if (cuda_device_count() == 0)
-    GTEST_SKIP() << (cuda_built() ? "no CUDA device on this machine: this test needs a GPU"
-                                  : "minidl was built without CUDA: this test needs a GPU");
+  REQUIRE_GPU();
   TempDir tmp;
   Dataset ds;
   ds.videos.push_back(make_video(tmp.path(), "a", 40));
