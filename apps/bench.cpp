@@ -311,6 +311,7 @@ void usage(const char* prog) {
                "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
                "       %s layers [--threads N]\n"
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
+               "                  (w2 also [--preset paper|small|tiny] [--batch N])\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
                "       %s cudnn-conv [--net video|audio|both] [--search accurate|heuristic|fastest] [--clips N]\n"

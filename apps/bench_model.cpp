@@ -6,6 +6,7 @@
 //                  -> heads -> loss -> backward -> Adam.
 //   W2 end to end: B = 4 sequences of L = 16 clips; clips 3 x 8 x 112 x 112 and 1 x 64 x F log-mel
 //                  images (F from the paper preset's audio settings) -> the paper preset's whole model.
+//                  `--preset tiny --batch 16` times the default CPU training run's step the same way.
 #include "apps/bench_model.h"
 
 #include <omp.h>
@@ -33,6 +34,8 @@ struct Options {
   Device device = Device::cpu();
   int steps = 20, warmup = 3;
   std::string json;
+  std::string preset = "paper";  // w2 only
+  int64_t batch = 4;             // w2 only: sequences per step
 };
 
 Options parse(int argc, char** argv, int default_steps) {
@@ -50,6 +53,10 @@ Options parse(int argc, char** argv, int default_steps) {
       o.warmup = std::max(0, std::stoi(v));
     else if (a == "--json")
       o.json = v;
+    else if (a == "--preset")
+      o.preset = v;
+    else if (a == "--batch")
+      o.batch = std::max(1, std::stoi(v));
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -125,9 +132,9 @@ int w1(int argc, char** argv) {
 
 int w2(int argc, char** argv) {
   const Options o = parse(argc, argv, 10);
-  models::ModelConfig mc = models::model_preset("paper");
+  models::ModelConfig mc = models::model_preset(o.preset);
   const data::LoaderConfig lc = models::loader_config(mc);
-  const int64_t B = 4, L = mc.clips, T = mc.frames_per_clip, S = mc.image_size, M = mc.mel_bins;
+  const int64_t B = o.batch, L = mc.clips, T = mc.frames_per_clip, S = mc.image_size, M = mc.mel_bins;
   const int64_t F = data::LogMel(lc.mel).frames(std::llround(lc.windows.clip_frames / 30.0 * lc.mel.sample_rate));
   Generator gen(2);
   models::EmotionModel model(mc, &gen);
@@ -141,7 +148,10 @@ int w2(int argc, char** argv) {
               static_cast<long long>(B), static_cast<long long>(L), static_cast<long long>(T),
               static_cast<long long>(S), static_cast<long long>(S), static_cast<long long>(B),
               static_cast<long long>(L), static_cast<long long>(M), static_cast<long long>(F));
-  run_steps("W2 (paper preset end to end, B 4 x L 16, Adam)", o, B * L, [&] {
+  const std::string name = o.preset == "paper" && B == 4 ? "W2 (paper preset end to end, B 4 x L 16, Adam)"
+                                                         : o.preset + " preset end to end, B " + std::to_string(B) +
+                                                               " x L " + std::to_string(L) + ", Adam";
+  run_steps(name.c_str(), o, B * L, [&] {
     adam.zero_grad();
     const Tensor loss = ccc_loss(model(video, audio), labels);
     loss.backward();
