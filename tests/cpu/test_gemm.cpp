@@ -212,11 +212,32 @@ TYPED_TEST(Gemm, AccumulateAddsIntoExistingC) {
   check_gemm<TypeParam>(5, 4100, 20, Layout::Row, Layout::Row, Layout::Row, true, 24);
 }
 
+// Products with few rows of C (the conv's output channels) skip packing the operand with many columns:
+// with a transposed B and long rows they are dot products of contiguous rows (at most 24 rows, K of at
+// least 16 vectors), with a row-major B its full panels are read in place (at most 64 rows). Edges of
+// both: tile remainders in M and N, a dot whose length is not a multiple of the vector, the last panel.
+TYPED_TEST(Gemm, FewRowsAsDotProductsAndWithBInPlace) {
+  uint32_t seed = 40;
+  for (int64_t M : {1, 2, 3, 4, 23, 24, 25})
+    for (int64_t N : {1, 8, 9, 47})
+      for (int64_t K : {256, 301, 1000}) {
+        check_gemm<TypeParam>(M, N, K, Layout::Row, Layout::Col, Layout::Row, false, seed++);
+        check_gemm<TypeParam>(M, N, K, Layout::Padded, Layout::Col, Layout::Stride2, true, seed++);
+      }
+  for (int64_t M : {1, 8, 63, 64})
+    for (int64_t N : {31, 32, 33, 100})
+      for (int64_t K : {37, 300}) {
+        check_gemm<TypeParam>(M, N, K, Layout::Row, Layout::Row, Layout::Row, false, seed++);
+        check_gemm<TypeParam>(M, N, K, Layout::Col, Layout::Padded, Layout::Col, true, seed++);
+      }
+  check_gemm<TypeParam>(6, 4200, 147, Layout::Row, Layout::Row, Layout::Row, false, seed++);  // crosses NC
+}
+
 // The thread count must not change a single bit: each C tile is summed over K in one fixed order.
 TYPED_TEST(Gemm, BitwiseIdenticalAcrossThreadCounts) {
   using T = TypeParam;
   for (auto [M, N, K] : {std::array<int64_t, 3>{259, 517, 263}, std::array<int64_t, 3>{401, 97, 517},
-                         std::array<int64_t, 3>{64, 64, 64}}) {
+                         std::array<int64_t, 3>{64, 64, 64}, std::array<int64_t, 3>{6, 147, 1800}}) {
     SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
     ASSERT_GE(static_cast<double>(M) * N * K, double(1 << 18)) << "the test wants the parallel path";
     std::mt19937 rng(5);
