@@ -173,6 +173,9 @@ void im2col(const Geometry& g, const T* x, const Lines& ls, T* col, bool paralle
                   if (sw == 1) {
 #pragma omp simd
                     for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j];
+                  } else if (sw == 2) {  // the stems: a constant stride the compiler vectorises
+#pragma omp simd
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[2 * j];
                   } else {
                     for (int64_t j = 0; j < hi - lo; ++j) dst[lo + j] = src[j * sw];
                   }
@@ -215,6 +218,9 @@ void col2im(const Geometry& g, const T* col, const Lines& ls, T* x, bool paralle
                   if (sw == 1) {
 #pragma omp simd
                     for (int64_t j = 0; j < hi - lo; ++j) dst[j] += src[j];
+                  } else if (sw == 2) {
+#pragma omp simd
+                    for (int64_t j = 0; j < hi - lo; ++j) dst[2 * j] += src[j];
                   } else {
                     for (int64_t j = 0; j < hi - lo; ++j) dst[j * sw] += src[j];
                   }
