@@ -48,6 +48,7 @@
 #include "layers/conv.h"
 #include "layers/lstm.h"
 #include "layers/norm.h"
+#include "models/config.h"
 
 namespace {
 
@@ -172,24 +173,16 @@ int bench_gemm(int argc, char** argv) {
   return 0;
 }
 
-// The loader's input sizes for the two model presets (MODEL.md §2): tiny, 4-frame 32 x 32 clips and a
-// 32 x 48 log-mel image; paper, 8-frame 112 x 112 clips and 64 mels at 10 ms hops (107 frames).
+// The loader as training configures it for a model preset (models::loader_config), with the default
+// run's augmentation: tiny, 4-frame 48 x 48 clips and 32 x 48 log-mel images, 16 sequences a batch (the
+// default CPU run's); paper, 8-frame 112 x 112 clips and 64 x 107 log-mel images, 4 sequences (W2).
 data::LoaderConfig loader_preset(const std::string& name, int workers) {
-  data::LoaderConfig c;
-  c.workers = workers;
-  c.augment = true;
-  if (name == "tiny") {
-    c.batch_size = 8;
-    c.image_size = 32;
-    c.windows = {.clips = 8, .clip_frames = 32, .frames_per_clip = 4, .stride = 8};
-    c.mel.n_fft = 512;
-    c.mel.hop_length = 356;  // 17,067 samples per clip -> 48 frames
-    c.mel.n_mels = 32;
-  } else if (name == "paper") {
-    c.batch_size = 4;
-  } else {
+  if (name != "tiny" && name != "paper")
     throw std::invalid_argument("unknown preset " + name + " (tiny, paper or all)");
-  }
+  data::LoaderConfig c = models::loader_config(models::model_preset(name));
+  c.workers = workers;
+  c.augment = c.flip = true;
+  c.batch_size = name == "tiny" ? 16 : 4;
   return c;
 }
 
