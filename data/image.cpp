@@ -188,36 +188,38 @@ Image resize_image(const Image& image, int width, int height) {
   if (width == image.width && height == image.height) return image;
 
   const Taps tx = axis_taps(image.width, width), ty = axis_taps(image.height, height);
-  // Horizontal pass into floats (rows of the input height), then vertical, rounding once at the end so
-  // an exact average stays exact.
-  const size_t row_in = static_cast<size_t>(image.width) * 3, row_mid = static_cast<size_t>(width) * 3;
-  std::vector<float> mid(static_cast<size_t>(image.height) * row_mid);
-  for (int y = 0; y < image.height; ++y) {
-    const uint8_t* src = image.rgb.data() + y * row_in;
-    float* dst = mid.data() + y * row_mid;
-    for (int x = 0; x < width; ++x) {
-      float acc[3] = {0, 0, 0};
-      for (int k = tx.begin[x]; k < tx.begin[x + 1]; ++k) {
-        const uint8_t* px = src + static_cast<size_t>(tx.src[k]) * 3;
-        for (int c = 0; c < 3; ++c) acc[c] += tx.weight[k] * px[c];
-      }
-      for (int c = 0; c < 3; ++c) dst[x * 3 + c] = acc[c];
+  // Vertical pass into floats (rows of the output height, the input width), then horizontal, rounding
+  // once at the end so an exact average stays exact. In this order the per-pixel taps of the horizontal
+  // pass, the costlier one, run over the output's rows only (48 instead of 112 for the tiny model's
+  // frames); the vertical pass is whole rows times a weight, which vectorises.
+  const size_t row_in = static_cast<size_t>(image.width) * 3, row_out = static_cast<size_t>(width) * 3;
+  std::vector<float> mid(static_cast<size_t>(height) * row_in, 0.0f);
+  for (int y = 0; y < height; ++y) {
+    float* acc = mid.data() + y * row_in;
+    for (int k = ty.begin[y]; k < ty.begin[y + 1]; ++k) {
+      const uint8_t* src = image.rgb.data() + static_cast<size_t>(ty.src[k]) * row_in;
+      const float w = ty.weight[k];
+      for (size_t i = 0; i < row_in; ++i) acc[i] += w * static_cast<float>(src[i]);
     }
   }
   Image out;
   out.width = width;
   out.height = height;
-  out.rgb.resize(static_cast<size_t>(height) * row_mid);
-  std::vector<float> acc(row_mid);
+  out.rgb.resize(static_cast<size_t>(height) * row_out);
   for (int y = 0; y < height; ++y) {
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int k = ty.begin[y]; k < ty.begin[y + 1]; ++k) {
-      const float* src = mid.data() + static_cast<size_t>(ty.src[k]) * row_mid;
-      const float w = ty.weight[k];
-      for (size_t i = 0; i < row_mid; ++i) acc[i] += w * src[i];
+    const float* src = mid.data() + y * row_in;
+    uint8_t* dst = out.rgb.data() + static_cast<size_t>(y) * row_out;
+    for (int x = 0; x < width; ++x) {
+      float acc[3] = {0, 0, 0};
+      for (int k = tx.begin[x]; k < tx.begin[x + 1]; ++k) {
+        const float* px = src + static_cast<size_t>(tx.src[k]) * 3;
+        for (int c = 0; c < 3; ++c) acc[c] += tx.weight[k] * px[c];
+      }
+      // Round half away from zero, as lround does for these non-negative sums: acc + 0.5 is exact in
+      // double, and truncation is then the floor.
+      for (int c = 0; c < 3; ++c)
+        dst[x * 3 + c] = static_cast<uint8_t>(static_cast<double>(std::clamp(acc[c], 0.0f, 255.0f)) + 0.5);
     }
-    uint8_t* dst = out.rgb.data() + static_cast<size_t>(y) * row_mid;
-    for (size_t i = 0; i < row_mid; ++i) dst[i] = static_cast<uint8_t>(std::clamp(std::lround(acc[i]), 0L, 255L));
   }
   return out;
 }
