@@ -15,6 +15,11 @@
 // MR is as many rows as leave room in the register file: 8 x 2 of the 32 AVX-512 registers, 6 x 2 of
 // the 16 AVX2 ones. Threads split the (jr, ir) tiles of each block; every C tile is summed over K in
 // the same order whatever the thread count, so results are bitwise reproducible.
+//
+// Products with few rows of C (a convolution's output channels) reuse each element of B only M / MR
+// times, so packing B costs as much as the arithmetic. Two exits from that: a row-major B is read in
+// place, panel by panel, and a transposed B with long rows turns the product into dot products of
+// contiguous rows (gemm_dot), with no packing at all.
 #include <omp.h>
 
 #include <algorithm>
@@ -149,10 +154,10 @@ void micro_kernel(int64_t kc, const T* __restrict ap, const T* __restrict bp, in
 // The conv weight gradient, gy [C_out, n] times col^T, has few rows (the tiny model's 6-64 channels) and a
 // B that is transposed (col's rows run along K). The panel path must transpose all of B into NR-column
 // panels, a scattered copy that cost more than the multiply-adds, for products that reuse each B element
-// only M / MR times. Here each C element is instead a dot product of two contiguous rows: a DR x DC tile of
-// them is summed W lanes at a time in DR x DC vector registers, loading DR + DC vectors per DR x DC
-// FMAs, with no packing at all. Rows and columns past the edge of C alias the last real one, so the tile
-// kernel needs no edge cases; their sums are thrown away.
+// only M / MR times. Here each C element is instead a dot product of two contiguous rows: a kDotRows x
+// kDotCols tile of them (3 x 8 with AVX-512) is summed W lanes at a time in as many vector registers,
+// loading 3 + 8 vectors per 24 FMAs, with no packing at all. Rows and columns past the edge of C alias
+// the last real one, so the tile kernel needs no edge cases; their sums are thrown away.
 constexpr int kDotRows = kVectorBytes == 64 ? 3 : 2, kDotCols = kVectorBytes == 64 ? 8 : 4;
 // Where the dot path wins, measured on the tiny model's conv weight gradients (one AVX-512 core): with 6 to
 // 18 rows it took 0.4-0.65 of the panel path's time, with 28 rows as long or longer (each row tile reads
