@@ -214,4 +214,10 @@ decltype(auto) visit_ternary(TernaryOp op, Fn&& fn) {
   return fn(DivGradB{});
 }
 
+// Batch norm's running statistics, PyTorch's convention: running = (1 - momentum) running + momentum stat,
+// in double, for the CPU kernel and the CUDA one alike.
+MINIDL_HD double running_average(double running, double stat, double momentum) {
+  return (1.0 - momentum) * running + momentum * stat;
+}
+
 }  // namespace minidl

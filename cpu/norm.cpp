@@ -29,6 +29,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "autograd/functors.h"
 #include "cpu/dtype_dispatch.h"
 #include "cpu/strided_loop.h"
 
@@ -162,8 +163,8 @@ void batch_norm_forward_typed(const Tensor& x_t, const Tensor& weight, const Ten
           const double unbiased = m2 / static_cast<double>(N - 1);
           T& m_ref = rm.p[c * rm.s];
           T& v_ref = rv.p[c * rv.s];
-          m_ref = static_cast<T>((1.0 - momentum) * static_cast<double>(m_ref) + momentum * mean);
-          v_ref = static_cast<T>((1.0 - momentum) * static_cast<double>(v_ref) + momentum * unbiased);
+          m_ref = static_cast<T>(running_average(static_cast<double>(m_ref), mean, momentum));
+          v_ref = static_cast<T>(running_average(static_cast<double>(v_ref), unbiased, momentum));
         }
       } else {
         mean = rm.get(c, 0.0);

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "autograd/functors.h"
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
 
@@ -210,8 +211,8 @@ __global__ void bn_stats_channels(const Welford* partial, BnShape sh, bool train
       const double unbiased = st.m2 / static_cast<double>(sh.N - 1);
       float& m_ref = rm.p[c * rm.s];
       float& v_ref = rv.p[c * rv.s];
-      m_ref = static_cast<float>((1.0 - momentum) * static_cast<double>(m_ref) + momentum * mean);
-      v_ref = static_cast<float>((1.0 - momentum) * static_cast<double>(v_ref) + momentum * unbiased);
+      m_ref = static_cast<float>(running_average(static_cast<double>(m_ref), mean, momentum));
+      v_ref = static_cast<float>(running_average(static_cast<double>(v_ref), unbiased, momentum));
     }
   } else {
     mean = rm.get(c, 0.0);
