@@ -24,6 +24,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "autograd/error.h"
 #include "autograd/philox.h"
@@ -48,6 +49,9 @@ void check_config(const LoaderConfig& c) {
   MINIDL_CHECK(c.image_size > 0, "loader: image_size must be positive, got ", c.image_size);
   for (int ch = 0; ch < 3; ++ch) MINIDL_CHECK(c.std[ch] > 0, "loader: std[", ch, "] must be positive, got ", c.std[ch]);
   MINIDL_CHECK(c.crop > 0.0f && c.crop <= 1.0f, "loader: crop must lie in (0, 1], got ", c.crop);
+  MINIDL_CHECK(c.freq_mask >= 0 && c.freq_mask <= c.mel.n_mels,
+               "loader: freq_mask must lie in [0, n_mels = ", c.mel.n_mels, "], got ", c.freq_mask);
+  MINIDL_CHECK(c.time_mask >= 0, "loader: time_mask must be 0 or more, got ", c.time_mask);
   MINIDL_CHECK(c.device.is_cpu() || (c.device.index >= 0 && c.device.index < cuda_device_count()), "loader: device ",
                c.device.str(), " is not available (", cuda_device_count(), " CUDA device(s))");
   check_window_config(c.windows);
@@ -62,7 +66,7 @@ double unit(uint64_t seed, uint32_t domain, uint64_t a, uint64_t b) {
   return philox::to_unit_double(blk.v[0], blk.v[1]);
 }
 
-constexpr uint32_t kShuffleDomain = 1, kAugmentDomain = 2, kNoiseDomain = 3;
+constexpr uint32_t kShuffleDomain = 1, kAugmentDomain = 2, kNoiseDomain = 3, kSpecMaskDomain = 4;
 
 // A built batch and, on a GPU, the copy that is still filling its device tensors. The upload is
 // declared last, so it is destroyed first: a batch dropped before delivery (its epoch restarted, the
@@ -265,9 +269,38 @@ struct Loader::Impl {
       if (s >= 0 && s < static_cast<int64_t>(track->size())) samples[i] = (*track)[s];
     }
     if (std::isfinite(config.audio_snr_db)) add_noise(samples, position, c);
-    const std::vector<float> image = mel.compute(samples.data(), clip_samples);
+    std::vector<float> image = mel.compute(samples.data(), clip_samples);
     const int64_t M = config.mel.n_mels;
+    if (training && (config.freq_mask > 0 || config.time_mask > 0)) mask_spectrogram(image, epoch, where);
     std::copy(image.begin(), image.end(), batch.audio.data<float>() + (b * L + c) * M * mel_frames);
+  }
+
+  // SpecAugment's frequency and time masking (Park et al. 2019) on one clip's [n_mels, mel_frames] image:
+  // a band of adjacent bins and a run of adjacent frames, widths uniform in 0..freq_mask / time_mask and
+  // positions uniform, drawn from (seed, epoch, clip). The masked cells take the image's mean rather than
+  // 0, which in the paper's normalised dB is an arbitrary level, so the clip's loudness (an arousal cue of
+  // SynthAV's voices) stays what it was.
+  void mask_spectrogram(std::vector<float>& image, int64_t epoch, uint64_t where) const {
+    const int64_t M = config.mel.n_mels, F = mel_frames;
+    if (image.empty()) return;
+    double mean = 0;
+    for (float x : image) mean += x;
+    const float fill = static_cast<float>(mean / static_cast<double>(image.size()));
+    auto draw = [&](int k) { return unit(config.seed, kSpecMaskDomain, static_cast<uint64_t>(epoch), 4 * where + k); };
+    // A width in 0..most and a first index such that the run fits in n.
+    auto run = [&](int64_t most, int64_t n, int k) {
+      const int64_t width = std::min<int64_t>(n, static_cast<int64_t>(draw(k) * static_cast<double>(most + 1)));
+      const int64_t first = std::min<int64_t>(n - width, static_cast<int64_t>(draw(k + 1) * (n - width + 1)));
+      return std::pair<int64_t, int64_t>{first, first + width};
+    };
+    if (config.freq_mask > 0) {
+      const auto [lo, hi] = run(config.freq_mask, M, 0);
+      for (int64_t m = lo; m < hi; ++m) std::fill(image.begin() + m * F, image.begin() + (m + 1) * F, fill);
+    }
+    if (config.time_mask > 0) {
+      const auto [lo, hi] = run(config.time_mask, F, 2);
+      for (int64_t m = 0; m < M; ++m) std::fill(image.begin() + m * F + lo, image.begin() + m * F + hi, fill);
+    }
   }
 
   // White Gaussian noise at config.audio_snr_db below the clip's own power (evaluation under noise), drawn

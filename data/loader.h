@@ -35,6 +35,9 @@ struct LoaderConfig {
   bool flip = false;               // training only: mirror a clip left-right with probability 1/2
   float crop = 1.0f;               // training only, in (0, 1]: below 1, each clip shows a random square of side
                                    // U[crop, 1] times the frame's, resized back to image_size
+  int freq_mask = 0;               // training only, SpecAugment: a band of U{0..freq_mask} adjacent mel bins of
+                                   // each clip's log-mel image is set to the image's mean
+  int time_mask = 0;               // training only, likewise a run of U{0..time_mask} adjacent frames
   double audio_snr_db = INFINITY;  // evaluation under noise: white noise this many dB below each clip's power
   Device device = Device::cpu();   // where batches are delivered; on a GPU workers upload them on a
                                    // copy stream, overlapping the consumer's kernels (cuda::Uploader)

@@ -40,6 +40,10 @@ void check_train_config(const TrainConfig& c) {
                "train config: schedule must be constant, step, cosine or plateau, got \"", c.schedule, "\"");
   MINIDL_CHECK(c.workers >= 0, "train config: workers must be 0 or more, got ", c.workers);
   MINIDL_CHECK(c.crop > 0 && c.crop <= 1, "train config: crop must lie in (0, 1], got ", c.crop);
+  MINIDL_CHECK(c.audio_freq_mask >= 0 && c.audio_freq_mask <= c.model.mel_bins,
+               "train config: audio_freq_mask must lie in [0, model.mel_bins = ", c.model.mel_bins, "], got ",
+               c.audio_freq_mask);
+  MINIDL_CHECK(c.audio_time_mask >= 0, "train config: audio_time_mask must be 0 or more, got ", c.audio_time_mask);
   MINIDL_CHECK(!c.out.empty(), "train config: out (the run folder) must not be empty");
   parse_device(c.device);
 }
@@ -66,6 +70,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"augment", c.augment},
           {"flip", c.flip},
           {"crop", c.crop},
+          {"audio_freq_mask", c.audio_freq_mask},
+          {"audio_time_mask", c.audio_time_mask},
           {"workers", c.workers},
           {"seed", c.seed},
           {"device", c.device},
@@ -117,6 +123,8 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "augment", c.augment);
   read(j, "flip", c.flip);
   read(j, "crop", c.crop);
+  read(j, "audio_freq_mask", c.audio_freq_mask);
+  read(j, "audio_time_mask", c.audio_time_mask);
   read(j, "workers", c.workers);
   read(j, "seed", c.seed);
   read(j, "device", c.device);
@@ -189,6 +197,8 @@ struct Trainer::Impl {
     l.augment = config.augment && !evaluation;
     l.flip = config.flip && !evaluation;
     l.crop = evaluation ? 1.0f : static_cast<float>(config.crop);
+    l.freq_mask = evaluation ? 0 : config.audio_freq_mask;
+    l.time_mask = evaluation ? 0 : config.audio_time_mask;
     l.device = device;
     return l;
   }

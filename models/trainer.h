@@ -45,6 +45,8 @@ struct TrainConfig {
   bool augment = true;              // brightness / contrast per clip while training
   bool flip = true;                 // training: mirror a clip left-right with probability 1/2
   double crop = 1.0;                // training, in (0, 1]: random square crops of side U[crop, 1], resized back
+  int audio_freq_mask = 0;          // training: SpecAugment band of up to this many mel bins per clip
+  int audio_time_mask = 0;          // training: SpecAugment run of up to this many log-mel frames per clip
   int workers = 2;                  // loader threads
   uint64_t seed = 1;                // model init, dropout, shuffling, augmentation
   std::string device = "cpu";       // cpu or cuda[:N]

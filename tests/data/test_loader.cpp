@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "autograd/minidl.h"
 #include "data/audio.h"
@@ -398,6 +399,86 @@ TEST(Loader, FlipMirrorsWholeClipsAndCropStaysInRange) {
   for (const Batch& b : epoch_batches(eval, 0)) {
     const auto x = b.video.values<float>();
     for (size_t clip = 0; clip < x.size() / 64; ++clip) EXPECT_LT(x[clip * 64], x[clip * 64 + 7]);
+  }
+}
+
+// SpecAugment: with masks on, a training clip's log-mel image differs from the unmasked one only in a
+// band of at most freq_mask adjacent rows and a run of at most time_mask adjacent columns, every changed
+// cell holding the image's mean; the masks move from clip to clip, and evaluation never masks.
+TEST(Loader, SpectrogramMasksAreABandAndARunFilledWithTheMean) {
+  TempDir tmp;
+  Dataset ds;
+  ds.videos.push_back(make_video(tmp.path(), "a", 40));
+  ds.videos.push_back(make_video(tmp.path(), "b", 31));
+  LoaderConfig cfg = small_config();
+  cfg.seed = 5;
+  Loader plain(ds, cfg);
+  const std::vector<Batch> want = epoch_batches(plain, 1);
+  cfg.freq_mask = 3;
+  cfg.time_mask = 4;
+  Loader masked(ds, cfg);
+  const std::vector<Batch> got = epoch_batches(masked, 1);
+  ASSERT_EQ(got.size(), want.size());
+  const int64_t M = cfg.mel.n_mels;
+  std::set<int64_t> band_starts;
+  int bands = 0, runs = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].video_index, want[i].video_index);
+    EXPECT_EQ(got[i].video.values<float>(), want[i].video.values<float>()) << "frames are not masked";
+    const auto g = got[i].audio.values<float>(), w = want[i].audio.values<float>();
+    const int64_t F = got[i].audio.size(-1), clips = static_cast<int64_t>(g.size()) / (M * F);
+    for (int64_t clip = 0; clip < clips; ++clip) {
+      const float* gc = g.data() + clip * M * F;
+      const float* wc = w.data() + clip * M * F;
+      double mean = 0;
+      for (int64_t k = 0; k < M * F; ++k) mean += wc[k];
+      const float fill = static_cast<float>(mean / static_cast<double>(M * F));
+      std::vector<bool> row_masked(M, true), col_masked(F, true);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t t = 0; t < F; ++t) {
+          const float x = gc[m * F + t];
+          if (x != wc[m * F + t]) {
+            ASSERT_EQ(x, fill) << "batch " << i << " clip " << clip << " cell " << m << "," << t;
+          }
+          if (x != fill) row_masked[m] = col_masked[t] = false;
+        }
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t t = 0; t < F; ++t)
+          if (gc[m * F + t] != wc[m * F + t]) {
+            ASSERT_TRUE(row_masked[m] || col_masked[t]) << "a changed cell outside the band and the run";
+          }
+      // The masked rows and columns are each one contiguous stretch, no longer than allowed.
+      auto stretch = [](const std::vector<bool>& on) {
+        const auto first = std::find(on.begin(), on.end(), true);
+        const auto last = std::find(first, on.end(), false);
+        EXPECT_EQ(std::find(last, on.end(), true), on.end()) << "masked cells in two stretches";
+        return std::pair<int64_t, int64_t>{first - on.begin(), last - first};
+      };
+      const auto [band_first, band] = stretch(row_masked);
+      const auto [run_first, run] = stretch(col_masked);
+      EXPECT_LE(band, cfg.freq_mask);
+      EXPECT_LE(run, cfg.time_mask);
+      if (band > 0) ++bands, band_starts.insert(band_first);
+      if (run > 0) ++runs;
+    }
+  }
+  EXPECT_GT(bands, 0);
+  EXPECT_GT(runs, 0);
+  EXPECT_GT(band_starts.size(), 1u) << "the band should move between clips";
+
+  cfg.evaluation = true;
+  Loader eval_masked(ds, cfg);
+  cfg.freq_mask = cfg.time_mask = 0;
+  Loader eval_plain(ds, cfg);
+  expect_same_batches(epoch_batches(eval_masked, 0), epoch_batches(eval_plain, 0));
+
+  cfg.evaluation = false;
+  cfg.freq_mask = M + 1;
+  try {
+    Loader bad(ds, cfg);
+    FAIL() << "a band wider than the image";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("freq_mask"), std::string::npos) << e.what();
   }
 }
 

@@ -86,4 +86,8 @@ TEST(TrainConfig, OverridesAndJson) {
   EXPECT_NE(error_of([&] { apply_overrides(c, {"optimizer=rmsprop"}); }).find("rmsprop"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"device=gpu"}); }).find("gpu"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"novalue"}); }).find("key=value"), std::string::npos);
+  EXPECT_EQ(apply_overrides(c, {"audio_freq_mask=4"}).audio_freq_mask, 4);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"audio_freq_mask=999"}); }).find("audio_freq_mask"), std::string::npos)
+      << "a band wider than the mel image";
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"audio_time_mask=-1"}); }).find("audio_time_mask"), std::string::npos);
 }
