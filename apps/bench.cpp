@@ -37,6 +37,7 @@
 
 #include "apps/bench_cuda.h"
 #include "apps/bench_model.h"
+#include "apps/cli_args.h"
 #ifdef MINIDL_BENCH_CUDNN
 #include "apps/bench_cudnn.h"
 #endif
@@ -99,17 +100,6 @@ Blas load_openblas(int threads) {
   return {};
 }
 
-std::vector<int64_t> parse_sizes(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    const int64_t n = std::stoll(item);
-    if (n <= 0) throw std::invalid_argument("size");
-    out.push_back(n);
-  }
-  return out;
-}
-
 int bench_gemm(int argc, char** argv) {
   std::vector<int64_t> sizes{256, 512, 1024, 2048};
   int threads = omp_get_max_threads();
@@ -121,9 +111,9 @@ int bench_gemm(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "--sizes")
-      sizes = parse_sizes(value());
+      sizes = apps::parse_sizes("--sizes", value());
     else if (a == "--threads")
-      threads = std::stoi(value());
+      threads = static_cast<int>(apps::parse_integer("--threads", value(), 1, 1024));
     else if (a == "--json")
       json_path = value();
     else
@@ -201,9 +191,9 @@ int bench_loader(int argc, char** argv) {
     else if (a == "--preset")
       preset = value();
     else if (a == "--workers")
-      workers = std::stoi(value());
+      workers = static_cast<int>(apps::parse_integer("--workers", value(), 0, 256));
     else if (a == "--batches")
-      batches = std::stoll(value());
+      batches = apps::parse_integer("--batches", value(), 1);
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -269,7 +259,7 @@ int bench_layers(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc)
-      threads = std::stoi(argv[++i]);
+      threads = static_cast<int>(apps::parse_integer("--threads", argv[++i], 1, 1024));
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -329,6 +319,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string what = argv[1];
+  if (what == "--help" || what == "-h") {
+    usage(argv[0]);
+    return 0;
+  }
   try {
     if (what == "gemm") return bench_gemm(argc - 2, argv + 2);
     if (what == "loader") return bench_loader(argc - 2, argv + 2);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "apps/bench_cuda.h"
+#include "apps/cli_args.h"
 #include "autograd/minidl.h"
 #include "cuda/common.cuh"
 #include "cuda/kernels.h"
@@ -36,13 +37,6 @@ double max_rel_diff(const Tensor& x, const Tensor& ref) {
   for (float v : r) scale = std::max(scale, static_cast<double>(std::fabs(v)));
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(a[i]) - r[i]));
   return worst / std::max(scale, 1e-30);
-}
-
-std::vector<int64_t> parse_sizes(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(std::stoll(item));
-  return out;
 }
 
 }  // namespace
@@ -78,7 +72,7 @@ int cuda_gemm(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--sizes" && i + 1 < argc)
-      sizes = parse_sizes(argv[++i]);
+      sizes = apps::parse_sizes("--sizes", argv[++i]);
     else if (a == "--json" && i + 1 < argc)
       json_path = argv[++i];
     else
@@ -141,7 +135,7 @@ int cuda_bandwidth(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--elements" && i + 1 < argc)
-      n = std::stoll(argv[++i]);
+      n = apps::parse_integer("--elements", argv[++i], 1);
     else
       throw std::invalid_argument("unknown option " + a);
   }

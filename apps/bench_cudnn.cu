@@ -29,6 +29,7 @@
 
 #include "apps/bench_cuda.h"
 #include "apps/bench_cudnn.h"
+#include "apps/cli_args.h"
 #include "autograd/minidl.h"
 #include "cuda/common.cuh"
 #include "cuda/cudnn/oracle.h"
@@ -176,9 +177,9 @@ int cudnn_conv(int argc, char** argv) {
     else if (a == "--search" && i + 1 < argc)
       search = argv[++i];
     else if (a == "--clips" && i + 1 < argc)
-      clips = std::stoll(argv[++i]);
+      clips = apps::parse_integer("--clips", argv[++i], 1);
     else if (a == "--mel-frames" && i + 1 < argc)
-      mel_frames = std::stoll(argv[++i]);
+      mel_frames = apps::parse_integer("--mel-frames", argv[++i], 1);
     else if (a == "--algos")
       show_algos = true;
     else if (a == "--json" && i + 1 < argc)
@@ -312,7 +313,7 @@ int cudnn_lstm(int argc, char** argv) {
   std::string json_path;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
-    auto next = [&] { return std::stoll(argv[++i]); };
+    auto next = [&] { return apps::parse_integer(a, argv[++i], 1); };
     if (a == "--batch" && i + 1 < argc)
       B = next();
     else if (a == "--seq" && i + 1 < argc)

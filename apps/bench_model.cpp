@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli_args.h"
 #include "autograd/minidl.h"
 #include "cuda/runtime.h"
 #include "data/logmel.h"
@@ -48,15 +49,15 @@ Options parse(int argc, char** argv, int default_steps) {
     if (a == "--device")
       o.device = parse_device(v);
     else if (a == "--steps")
-      o.steps = std::max(1, std::stoi(v));
+      o.steps = static_cast<int>(apps::parse_integer("--steps", v, 1, 1 << 20));
     else if (a == "--warmup")
-      o.warmup = std::max(0, std::stoi(v));
+      o.warmup = static_cast<int>(apps::parse_integer("--warmup", v, 0, 1 << 20));
     else if (a == "--json")
       o.json = v;
     else if (a == "--preset")
       o.preset = v;
     else if (a == "--batch")
-      o.batch = std::max(1, std::stoi(v));
+      o.batch = static_cast<int>(apps::parse_integer("--batch", v, 1, 1 << 16));
     else
       throw std::invalid_argument("unknown option " + a);
   }

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli_args.h"
 #include "autograd/minidl.h"
 #include "cpu/kernels.h"
 #include "data/affwild2.h"
@@ -289,7 +290,12 @@ int main(int argc, char** argv) {
       else if (a == "--json")
         json = v;
       else
-        omp_set_num_threads(std::stoi(v));
+        try {
+          omp_set_num_threads(static_cast<int>(apps::parse_integer("--threads", v, 1, 1024)));
+        } catch (const std::invalid_argument& e) {
+          std::fprintf(stderr, "probe: %s\n", e.what());
+          return 2;
+        }
     } else {
       std::fprintf(stderr, "usage: %s [--data DIR] [--threads N] [--json FILE]\n", argv[0]);
       return 2;
