@@ -10,8 +10,12 @@
 // Prints one row per condition as it finishes (pooled CCC raw and smoothed), then the per-video table of
 // the clean run (or of the first condition), and writes everything as JSON with --json.
 // Exit status: 0 done, 1 evaluation failed (a missing run, data folder or checkpoint), 2 bad command line.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -28,12 +32,13 @@ using namespace minidl;
 using namespace minidl::models;
 
 int usage(const char* prog, int code) {
-  std::fprintf(code ? stderr : stdout,
-               "usage: %s --run DIR [--checkpoint best|last|FILE] [--split Test_Set] [--data DIR]\n"
-               "          [--conditions clean,no_audio,no_video,snr:10,snr:0,occlusion:0.5] [--device cpu|cuda]\n"
-               "          [--json FILE]\n"
-               "Scores a trained run: pooled CCC per dimension, raw and smoothed, under each condition.\n",
-               prog);
+  std::fprintf(
+      code ? stderr : stdout,
+      "usage: %s --run DIR [--checkpoint best|last|FILE] [--split Test_Set|Validation_Set|Train_Set] [--data DIR]\n"
+      "          [--conditions clean,no_audio,no_video,snr:10,snr:0,occlusion:0.5] [--device cpu|cuda[:N]]\n"
+      "          [--json FILE]\n"
+      "Scores a trained run: pooled CCC per dimension, raw and smoothed, under each condition.\n",
+      prog);
   return code;
 }
 
@@ -56,6 +61,9 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (a == "--help" || a == "-h") return usage(argv[0], 0);
+      static const std::set<std::string> options{"--run",        "--checkpoint", "--split", "--data",
+                                                 "--conditions", "--device",     "--json"};
+      if (!options.count(a)) throw std::invalid_argument("unknown argument " + a);
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       const std::string v = argv[++i];
       if (a == "--run")
@@ -77,16 +85,37 @@ int main(int argc, char** argv) {
     }
     if (run.empty()) throw std::invalid_argument("--run DIR is required");
     conditions = parse_conditions(list);  // every condition is checked before any evaluation starts
+    MINIDL_CHECK(split == "Train_Set" || split == "Validation_Set" || split == "Test_Set", "--split must be ",
+                 "Train_Set, Validation_Set or Test_Set, got '", split, "'");
+    const Device device = parse_device(device_name);
+    if (device.is_cuda() && device.index >= cuda_device_count())
+      throw std::invalid_argument("--device " + device_name + ": this machine has " +
+                                  std::to_string(cuda_device_count()) + " CUDA device(s)");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "evaluate: %s\n", e.what());
     return usage(argv[0], 2);
   }
   try {
     const Device device = parse_device(device_name);
+    if (!json_path.empty()) {  // found out now rather than after every condition has run
+      namespace fs = std::filesystem;
+      const fs::path dir = fs::path(json_path).has_parent_path() ? fs::path(json_path).parent_path() : fs::path(".");
+      std::error_code ec;
+      MINIDL_CHECK(fs::is_directory(dir, ec) && !fs::is_directory(json_path, ec) && access(dir.c_str(), W_OK) == 0,
+                   "cannot write the report to ", json_path,
+                   fs::is_directory(json_path, ec) ? ": it is a folder"
+                   : fs::is_directory(dir, ec)     ? ": its folder is not writable"
+                                                   : ": its folder does not exist");
+    }
     TrainConfig config;
     auto model = load_run_model(run, checkpoint, &config);
     if (device.is_cuda()) model->to(device);
     const std::string root = data_dir.empty() ? run_data_root(config) : data_dir;
+    std::error_code ec;
+    MINIDL_CHECK(!data_dir.empty() || std::filesystem::is_directory(root, ec), "the run's data folder '", root,
+                 "' (its config.json's ", config.data.empty() ? "data_cache" : "data",
+                 std::filesystem::path(root).is_relative() ? ", relative to the folder evaluate runs in" : "",
+                 ") is not there; name the data with --data DIR");
     const data::Dataset ds = data::read_affwild2({.root = root, .split = split});
     data::LoaderConfig loader = loader_config(config.model);
     loader.batch_size = static_cast<int>(config.batch_size);

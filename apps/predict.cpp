@@ -8,8 +8,11 @@
 // model hears silence. Output, to --out or standard output: a "valence,arousal" header, then one
 // "%.5f,%.5f" line per frame, clipped to [-1, 1] and smoothed as in scoring (20 frames valence, 50
 // arousal) unless --raw. Exit status: 0 done, 1 prediction failed, 2 bad command line.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <string>
 
 #include "autograd/error.h"
@@ -24,7 +27,7 @@ namespace {
 int usage(const char* prog, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %s --run DIR --frames DIR [--wav FILE] [--timestamps FILE] [--fps 30]\n"
-               "          [--checkpoint best|last|FILE] [--device cpu|cuda] [--out FILE] [--raw]\n"
+               "          [--checkpoint best|last|FILE] [--device cpu|cuda[:N]] [--out FILE] [--raw]\n"
                "Writes per-frame valence and arousal of one video in the ABAW results format.\n",
                prog);
   return code;
@@ -46,6 +49,9 @@ int main(int argc, char** argv) {
         raw = true;
         continue;
       }
+      static const std::set<std::string> options{"--run", "--frames",     "--wav",    "--timestamps",
+                                                 "--fps", "--checkpoint", "--device", "--out"};
+      if (!options.count(a)) throw std::invalid_argument("unknown argument " + a);
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       const std::string v = argv[++i];
       if (a == "--run") {
@@ -59,7 +65,7 @@ int main(int argc, char** argv) {
       } else if (a == "--fps") {
         char* end = nullptr;
         fps = std::strtod(v.c_str(), &end);
-        if (end != v.c_str() + v.size() || !(fps > 0))
+        if (end != v.c_str() + v.size() || !(fps > 0) || !std::isfinite(fps))
           throw std::invalid_argument("--fps needs a positive number, got " + v);
       } else if (a == "--checkpoint") {
         checkpoint = v;
@@ -72,6 +78,10 @@ int main(int argc, char** argv) {
       }
     }
     if (run.empty() || frames.empty()) throw std::invalid_argument("--run DIR and --frames DIR are required");
+    const Device device = parse_device(device_name);
+    if (device.is_cuda() && device.index >= cuda_device_count())
+      throw std::invalid_argument("--device " + device_name + ": this machine has " +
+                                  std::to_string(cuda_device_count()) + " CUDA device(s)");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "predict: %s\n", e.what());
     return usage(argv[0], 2);
@@ -79,6 +89,12 @@ int main(int argc, char** argv) {
   try {
     const Device device = parse_device(device_name);
     const data::VideoRecord video = data::read_video_folder(frames, wav, fps, timestamps);
+    const auto missing = std::count(video.has_image.begin(), video.has_image.end(), 0);
+    if (missing > 0)
+      std::fprintf(stderr,
+                   "predict: warning: frames without an image in %s: %lld of %lld; their clips are made of "
+                   "the frames near them that have one\n",
+                   frames.c_str(), static_cast<long long>(missing), static_cast<long long>(video.num_frames()));
     TrainConfig config;
     auto model = load_run_model(run, checkpoint, &config);
     if (device.is_cuda()) model->to(device);

@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -33,6 +34,16 @@ std::atomic<bool> g_stop{false};
 void on_signal(int) {
   g_stop = true;
   std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the program at once
+  // Only async-signal-safe calls here: write(2), not stdio.
+  static const char note[] =
+      "\ntrain: stopping at the next step or after the pass under way (Ctrl-C again to quit now)\n";
+  [[maybe_unused]] const ssize_t n = write(STDERR_FILENO, note, sizeof note - 1);
+}
+
+// Errors from the trainer and the config already name their source ("train: ...", "train config: ...").
+void print_error(const char* what) {
+  const std::string text = what;
+  std::fprintf(stderr, text.rfind("train", 0) == 0 ? "%s\n" : "train: %s\n", what);
 }
 
 std::string clock_str(double s) {
@@ -80,14 +91,14 @@ int main(int argc, char** argv) {
         // One or more key=value assignments, up to the next option.
         sets.push_back(value());
         while (i + 1 < argc && std::string(argv[i + 1]).rfind("--", 0) != 0) sets.push_back(argv[++i]);
-      } else if (a == "--device")
-        sets.push_back("device=\"" + value() + "\"");
+      } else if (a == "--device")  // string options go in as JSON strings, escaped
+        sets.push_back("device=" + nlohmann::json(value()).dump());
       else if (a == "--seed")
         sets.push_back("seed=" + value());
       else if (a == "--out")
-        sets.push_back("out=\"" + value() + "\""), out_given = true;
+        sets.push_back("out=" + nlohmann::json(value()).dump()), out_given = true;
       else if (a == "--data")
-        sets.push_back("data=\"" + value() + "\"");
+        sets.push_back("data=" + nlohmann::json(value()).dump());
       else if (a == "--epochs")
         sets.push_back("epochs=" + value());
       else if (a == "--resume")
@@ -114,21 +125,32 @@ int main(int argc, char** argv) {
       MINIDL_CHECK(!j.is_discarded(), "train --resume: ", saved, " is not valid JSON");
       config = train_config_from_json(j, config);
     }
+    nlohmann::json file;
     if (!config_file.empty()) {
+      std::error_code ec;
+      MINIDL_CHECK(std::filesystem::is_regular_file(config_file, ec), "train: the config file ", config_file,
+                   std::filesystem::exists(config_file, ec) ? " is not a regular file" : " does not exist");
       std::ifstream in(config_file);
       MINIDL_CHECK(in.good(), "train: cannot read the config file ", config_file);
-      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-      MINIDL_CHECK(!j.is_discarded(), "train: ", config_file, " is not valid JSON");
-      config = train_config_from_json(j, config);
-      device_given |= j.is_object() && j.contains("device");
+      file = nlohmann::json::parse(in, nullptr, false);
+      MINIDL_CHECK(!file.is_discarded(), "train: ", config_file, " is not valid JSON");
+      device_given |= file.is_object() && file.contains("device");
     }
     // No device named and a GPU present: the small preset on it (unless a preset or config says which
-    // model); otherwise the defaults, tiny on the CPU.
+    // model); otherwise the defaults, tiny on the CPU. --preset is the base that the config file's model
+    // keys change.
     const bool gpu_default = !resume && !device_given && cuda_device_count() > 0;
-    if (!preset.empty())
+    if (!preset.empty()) {
+      const bool file_preset =
+          file.is_object() && file.contains("model") && file["model"].is_object() && file["model"].contains("preset");
+      MINIDL_CHECK(!file_preset || file["model"]["preset"] == preset, "train: --preset ", preset,
+                   " and the config file's model.preset ", file_preset ? file["model"]["preset"].dump() : "",
+                   " disagree; name the preset once");
       config.model = model_preset(preset);
-    else if (gpu_default && config_file.empty())
+    } else if (gpu_default && config_file.empty()) {
       config.model = model_preset("small");
+    }
+    if (!config_file.empty()) config = train_config_from_json(file, config);
     if (gpu_default) config.device = "cuda";
     config = apply_overrides(config, sets);
     if (!out_given && !resume) {
@@ -141,7 +163,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "train: %s\n", e.what());
     return usage(argv[0], 2);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: %s\n", e.what());
+    print_error(e.what());
     return 2;
   }
   if (print_config) {
@@ -177,6 +199,13 @@ int main(int argc, char** argv) {
         },
         &g_stop);
     if (trainer.stopped_by_signal()) return 130;
+    if (g_stop) {  // Ctrl-C during the last validation pass: the run is complete, the test pass is skipped
+      std::fprintf(stderr,
+                   "train: stopped; every epoch is done and saved in %s, the test pass was skipped "
+                   "(score it with apps/evaluate --run %s)\n",
+                   config.out.c_str(), config.out.c_str());
+      return 130;
+    }
     std::printf("\nRun: %s (metrics.jsonl, curve.svg, best.safetensors)\n", config.out.c_str());
     std::printf("%-28s %9s %9s %9s %9s\n", "", "valence", "arousal", "V smooth", "A smooth");
     double best = -2;
@@ -192,7 +221,8 @@ int main(int argc, char** argv) {
       std::ofstream(std::string(config.out) + "/test_scores.json") << t.to_json().dump(2) << "\n";
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "\ntrain: %s\n", e.what());
+    std::fprintf(stderr, "\n");
+    print_error(e.what());
     return 1;
   }
   return 0;

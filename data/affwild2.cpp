@@ -104,21 +104,30 @@ VideoRecord read_video_folder(const std::string& frames_dir, const std::string& 
   v.frames_dir = frames_dir;
   v.wav_path = wav_path;
   v.fps = fps;
+  // The frame count is the highest frame number among files named as the pattern names them (00001.jpg,
+  // ..., 123456.jpg); a 1.jpg or 000001.jpg is not a frame the loader would read, so it does not count.
   int64_t n = 0;
   for (const auto& e : fs::directory_iterator(frames_dir, ec)) {
     const std::string stem = e.path().stem().string();
     if (e.path().extension() == ".jpg" && !stem.empty() && stem.size() <= 9 &&
-        stem.find_first_not_of("0123456789") == std::string::npos)
-      n = std::max<int64_t>(n, std::stoll(stem));
+        stem.find_first_not_of("0123456789") == std::string::npos) {
+      const int64_t f = std::stoll(stem);
+      if (f > 0 && fs::path(v.frame_path(f)).filename() == e.path().filename()) n = std::max(n, f);
+    }
   }
+  const bool any_named = n > 0;
   if (!timestamps_path.empty()) {
     v.frame_time_ms = parse_timestamps(detail::read_text_file(timestamps_path), timestamps_path);
     n = static_cast<int64_t>(v.frame_time_ms.size());
   }
-  MINIDL_CHECK(n > 0, "read_video_folder: ", frames_dir, " holds no frames named like 00001.jpg");
+  MINIDL_CHECK(n > 0, "read_video_folder: ",
+               timestamps_path.empty() ? frames_dir + " holds no frames named like 00001.jpg"
+                                       : "the timestamps file " + timestamps_path + " lists no frames");
   v.valence.assign(static_cast<size_t>(n), kNotAnnotated);
   v.arousal.assign(static_cast<size_t>(n), kNotAnnotated);
   v.has_image = detail::scan_frame_images(v.frames_dir, v.frame_pattern, n);
+  MINIDL_CHECK(any_named && std::find(v.has_image.begin(), v.has_image.end(), 1) != v.has_image.end(),
+               "read_video_folder: ", frames_dir, " holds none of the ", n, " frames named like 00001.jpg");
   return v;
 }
 

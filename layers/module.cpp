@@ -131,7 +131,13 @@ void Module::load_state_dict(const NamedTensors& state, bool strict) {
     if (!by_name.count(n)) unexpected.push_back(n);
   if ((strict && (!missing.empty() || !unexpected.empty())) || !misshaped.empty()) {
     std::ostringstream os;
-    os << "load_state_dict: the state does not fit this " << type_name() << ":";
+    // The counts first: a checkpoint of another model size lists hundreds of names.
+    std::string counts;
+    for (const auto& [what, n] : {std::pair<const char*, size_t>{"missing", strict ? missing.size() : 0},
+                                  {"unexpected", strict ? unexpected.size() : 0},
+                                  {"wrong shape", misshaped.size()}})
+      if (n > 0) counts += (counts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+    os << "load_state_dict: the state does not fit this " << type_name() << " (" << counts << "):";
     auto list = [&os](const char* what, const std::vector<std::string>& names) {
       if (names.empty()) return;
       os << "\n  " << what << " (" << names.size() << "):";

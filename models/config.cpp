@@ -78,10 +78,13 @@ void validate(const ModelConfig& c) {
                c.visual_widths.size());
   MINIDL_CHECK(c.audio_widths.size() == 4, "model config: audio_widths needs 4 stage widths, got ",
                c.audio_widths.size());
-  for (int64_t w : c.visual_widths) positive("visual_widths[i]", w);
-  for (int64_t w : c.audio_widths) positive("audio_widths[i]", w);
+  for (size_t i = 0; i < c.visual_widths.size(); ++i)
+    positive(("visual_widths[" + std::to_string(i) + "]").c_str(), c.visual_widths[i]);
+  for (size_t i = 0; i < c.audio_widths.size(); ++i)
+    positive(("audio_widths[" + std::to_string(i) + "]").c_str(), c.audio_widths[i]);
   MINIDL_CHECK(!c.tcn_channels.empty() || c.temporal != "tcn", "model config: temporal \"tcn\" needs tcn_channels");
-  for (int64_t w : c.tcn_channels) positive("tcn_channels[i]", w);
+  for (size_t i = 0; i < c.tcn_channels.size(); ++i)
+    positive(("tcn_channels[" + std::to_string(i) + "]").c_str(), c.tcn_channels[i]);
   MINIDL_CHECK(c.temporal == "lstm" || c.temporal == "tcn" || c.temporal == "none", "model config: temporal must be ",
                "lstm, tcn or none, got \"", c.temporal, "\"");
   static const char* kinds[] = {"audio", "visual", "concat", "cross_attention", "jca", "recursive_jca"};
@@ -143,12 +146,7 @@ namespace {
 // Reads json[key] into `field` when present, naming the key and the expected type when it does not fit.
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("model config: \"", key, "\" has the wrong type (", j.at(key).type_name(), "): ", j.at(key).dump());
-  }
+  detail::read_json_field(j, key, field, "model config");
 }
 
 }  // namespace

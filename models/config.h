@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "autograd/error.h"
 #include "data/loader.h"
 
 namespace minidl::models {
@@ -58,5 +61,53 @@ data::LoaderConfig loader_config(const ModelConfig& config);
 nlohmann::json to_json(const ModelConfig& config);
 // Starts from `base` and overrides the keys present in `json`.
 ModelConfig model_config_from_json(const nlohmann::json& json, const ModelConfig& base);
+
+namespace detail {
+// Whether a JSON value holds a T without loss: integers for integer fields (no 1.7 for an epoch count, no
+// -1 for a seed, nothing past the type's range), any number for a floating field, element by element for
+// a list. nlohmann's get<T> alone converts between number types silently.
+template <class T>
+bool json_fits(const nlohmann::json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+    if (!v.is_number_integer()) return false;
+    const int64_t x = v.get<int64_t>();  // signed storage, which JSON built in code uses for any integer
+    if constexpr (std::is_signed_v<T>)
+      return x >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+             x <= static_cast<int64_t>(std::numeric_limits<T>::max());
+    else
+      return x >= 0 && static_cast<uint64_t>(x) <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return v.is_number();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return v.is_string();
+  } else {  // a std::vector
+    if (!v.is_array()) return false;
+    for (const auto& e : v)
+      if (!json_fits<typename T::value_type>(e)) return false;
+    return true;
+  }
+}
+
+// Reads json[key] into `field` when present; a value that does not fit is a minidl::Error naming `what`
+// (the config), the key and the value.
+template <class T>
+void read_json_field(const nlohmann::json& j, const char* key, T& field, const char* what) {
+  if (!j.contains(key)) return;
+  const nlohmann::json& v = j.at(key);
+  if (!json_fits<T>(v)) {
+    const char* expected = std::is_same_v<T, bool>          ? "true or false"
+                           : std::is_unsigned_v<T>          ? "a non-negative integer"
+                           : std::is_integral_v<T>          ? "an integer"
+                           : std::is_floating_point_v<T>    ? "a number"
+                           : std::is_same_v<T, std::string> ? "a string"
+                                                            : "a list of integers";
+    fail(what, ": \"", key, "\" must be ", expected, ", got ", v.dump());
+  }
+  field = v.get<T>();
+}
+}  // namespace detail
 
 }  // namespace minidl::models

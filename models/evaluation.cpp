@@ -152,6 +152,9 @@ Condition parse_condition(const std::string& text) {
   } else if (text.rfind("snr:", 0) == 0) {
     c.kind = Condition::Kind::Snr;
     c.value = number(4);
+    // Below -100 dB the noise's power (10^10 times the clip's and up) leaves the float range of the
+    // log-mel features; no test of robustness needs more than that.
+    MINIDL_CHECK(c.value >= -100 && c.value <= 200, "condition '", text, "': the SNR must lie in [-100, 200] dB");
   } else if (text.rfind("occlusion:", 0) == 0) {
     c.kind = Condition::Kind::Occlusion;
     c.value = number(10);

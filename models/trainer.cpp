@@ -33,7 +33,20 @@ void check_train_config(const TrainConfig& c) {
   validate(c.model);
   MINIDL_CHECK(c.epochs > 0, "train config: epochs must be positive, got ", c.epochs);
   MINIDL_CHECK(c.batch_size > 0, "train config: batch_size must be positive, got ", c.batch_size);
-  MINIDL_CHECK(c.lr > 0, "train config: lr must be positive, got ", c.lr);
+  MINIDL_CHECK(c.lr > 0 && std::isfinite(c.lr), "train config: lr must be positive, got ", c.lr);
+  MINIDL_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay),
+               "train config: weight_decay must be 0 or more, got ", c.weight_decay);
+  MINIDL_CHECK(c.momentum >= 0 && std::isfinite(c.momentum), "train config: momentum must be 0 or more, got ",
+               c.momentum);
+  MINIDL_CHECK(c.warmup_epochs >= 0 && std::isfinite(c.warmup_epochs),
+               "train config: warmup_epochs must be 0 or more, got ", c.warmup_epochs);
+  MINIDL_CHECK(c.step_size > 0, "train config: step_size must be positive, got ", c.step_size);
+  MINIDL_CHECK(c.gamma > 0 && c.gamma < 1, "train config: gamma (the decay factor) must lie in (0, 1), got ", c.gamma);
+  MINIDL_CHECK(std::isfinite(c.grad_clip), "train config: grad_clip must be a finite number, got ", c.grad_clip);
+  MINIDL_CHECK(c.max_steps == -1 || c.max_steps > 0, "train config: max_steps must be -1 (no limit) or positive, got ",
+               c.max_steps);
+  MINIDL_CHECK(c.time_limit_minutes >= 0 && std::isfinite(c.time_limit_minutes),
+               "train config: time_limit_minutes must be 0 (no limit) or more, got ", c.time_limit_minutes);
   MINIDL_CHECK(c.optimizer == "sgd" || c.optimizer == "adam" || c.optimizer == "adamw",
                "train config: optimizer must be sgd, adam or adamw, got \"", c.optimizer, "\"");
   MINIDL_CHECK(c.schedule == "constant" || c.schedule == "step" || c.schedule == "cosine" || c.schedule == "plateau",
@@ -83,12 +96,7 @@ nlohmann::json to_json(const TrainConfig& c) {
 namespace {
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& field) {
-  if (!j.contains(key)) return;
-  try {
-    field = j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("train config: \"", key, "\" has the wrong type (", j.at(key).type_name(), "): ", j.at(key).dump());
-  }
+  detail::read_json_field(j, key, field, "train config");
 }
 }  // namespace
 
@@ -143,10 +151,14 @@ TrainConfig apply_overrides(const TrainConfig& config, const std::vector<std::st
     const std::string key = a.substr(0, eq), text = a.substr(eq + 1);
     nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     if (value.is_discarded()) value = text;  // a bare word is a string: --set optimizer=sgd
-    if (key.rfind("model.", 0) == 0)
+    if (key.rfind("model.", 0) == 0) {
+      MINIDL_CHECK(!patch.contains("model") || patch["model"].is_object(), "--set ", a, ": model is set whole too");
       patch["model"][key.substr(6)] = value;
-    else
+    } else {
+      MINIDL_CHECK(key != "model" || value.is_object(), "--set ", a,
+                   ": model is an object; set its keys one by one (model.fusion=concat)");
       patch[key] = value;
+    }
   }
   if (patch.contains("model") && !patch["model"].contains("preset")) patch["model"]["preset"] = config.model.preset;
   TrainConfig base = config;
@@ -289,12 +301,15 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
                " is not available: ",
                cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
                             : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  MINIDL_CHECK(!fs::exists(d.config.out) || fs::is_directory(d.config.out), "train: the run folder ", d.config.out,
+               " is a file, not a folder");
   const fs::path config_file = d.run_file("config.json"), last = d.run_file("last.safetensors");
+  nlohmann::json saved;
   if (resume) {
     MINIDL_CHECK(fs::exists(last), "train --resume: there is no checkpoint in ", d.config.out, " (", last.string(),
                  " is missing)");
     const auto bytes = data::read_file(config_file.string(), "train --resume");
-    const nlohmann::json saved = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()), nullptr, false);
+    saved = nlohmann::json::parse(std::string(bytes.begin(), bytes.end()), nullptr, false);
     MINIDL_CHECK(!saved.is_discarded(), "train --resume: ", config_file.string(), " is not valid JSON");
     MINIDL_CHECK(saved.contains("model") && saved["model"] == to_json(d.config.model), "train --resume: the run in ",
                  d.config.out, " was made with model ", saved.value("model", nlohmann::json()).dump(),
@@ -303,8 +318,6 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
     MINIDL_CHECK(!fs::exists(last), "train: ", d.config.out, " already holds a run (", last.string(),
                  "); use --resume to continue it, or another --out");
   }
-  fs::create_directories(d.config.out);
-
   d.data_root = prepare_data(d.config, d.log);
   d.train_set = data::read_affwild2({.root = d.data_root, .split = "Train_Set"});
   d.validation_set = data::read_affwild2({.root = d.data_root, .split = "Validation_Set"});
@@ -326,6 +339,13 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
   MINIDL_CHECK(d.train_loader->batches() > 0, "train: ", d.data_root, " has no training windows of ", c.model.clips,
                " clips (videos too short, or no annotations)");
 
+  // The run folder is made only now, once the data, the model and the optimiser are known to be good, so
+  // a run that fails to start leaves nothing behind.
+  fs::create_directories(d.config.out);
+  auto write_config = [&] {
+    const std::string text = to_json(d.config).dump(2) + "\n";
+    data::write_file_atomically(config_file.string(), std::vector<uint8_t>(text.begin(), text.end()), "train");
+  };
   if (resume) {
     const std::string state_file = d.run_file("last.state.safetensors").string();
     std::map<std::string, std::string> meta_w, meta_s;
@@ -364,18 +384,26 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
           j["validation"]["ccc"]["valence"].is_number() ? j["validation"]["ccc"]["valence"].get<double>() : 0;
       r.validation.arousal =
           j["validation"]["ccc"]["arousal"].is_number() ? j["validation"]["ccc"]["arousal"].get<double>() : 0;
+      const nlohmann::json smoothed = j["validation"].value("ccc_smoothed", nlohmann::json::object());
+      r.validation.valence_smoothed = smoothed.value("valence", 0.0);
+      r.validation.arousal_smoothed = smoothed.value("arousal", 0.0);
       d.records.push_back(r);
+    }
+    // Settings changed with --set on resume (epochs, max_steps, ...) are kept for the next resume.
+    const nlohmann::json now = to_json(d.config);
+    std::string changed;
+    for (const auto& [key, value] : now.items())
+      if (!saved.contains(key) || saved[key] != value)
+        changed += (changed.empty() ? "" : ", ") + key + " " + saved.value(key, nlohmann::json()).dump() + " -> " +
+                   value.dump();
+    if (!changed.empty()) {
+      write_config();
+      d.say("config.json updated: " + changed);
     }
     d.say("resuming " + d.config.out + " at epoch " + std::to_string(d.epoch + 1) + ", batch " +
           std::to_string(d.batch) + " (step " + std::to_string(d.step) + ")");
   } else {
-    data::write_file_atomically(
-        config_file.string(),
-        [&] {
-          const std::string text = to_json(d.config).dump(2) + "\n";
-          return std::vector<uint8_t>(text.begin(), text.end());
-        }(),
-        "train");
+    write_config();
   }
   d.train_loader->start_epoch(d.epoch, d.batch);
 }
@@ -452,8 +480,12 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
   const int64_t clips_per_batch = c.batch_size * c.model.clips;
   const int64_t first_step = d.step;
   bool out_of_budget = false;
+  if (d.epoch >= c.epochs)
+    d.say("all " + std::to_string(c.epochs) +
+          " epochs of this run are done; nothing to train (raise epochs with --set)");
   while (d.epoch < c.epochs && !out_of_budget) {
     const auto epoch_start = std::chrono::steady_clock::now();
+    const int64_t epoch_first_step = d.step;
     for (;;) {
       if (stop && stop->load()) {
         d.signalled = true;
@@ -486,6 +518,12 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
         p.eta_s = remaining / std::max(1e-9, rate);
         on_progress(p);
       }
+    }
+    if (out_of_budget && d.step == epoch_first_step && d.step > 0) {
+      // Resumed with the budget already spent: the epoch was scored when the budget ran out.
+      d.say("the step or time budget is spent (max_steps " + std::to_string(c.max_steps) +
+            "); nothing to train. Raise it with --set to go on");
+      break;
     }
     // The epoch is over (or the budget is spent): score it, record it, keep the best weights.
     EpochRecord r;
@@ -543,7 +581,14 @@ std::unique_ptr<EmotionModel> load_run_model(const std::string& run_dir, const s
   const TrainConfig c = train_config_from_json(j, TrainConfig{});
   const std::string weights = which == "best" || which == "last" ? (dir / (which + ".safetensors")).string() : which;
   auto model = std::make_unique<EmotionModel>(c.model);
-  load(*model, weights);  // an error names every missing, unexpected or mis-shaped tensor
+  try {
+    load(*model, weights);  // an error names every missing, unexpected or mis-shaped tensor
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    if (what.find("does not fit") == std::string::npos) throw;
+    fail("load_run_model: ", weights, " is not a checkpoint of the model in ", config_file.string(), " (",
+         c.model.preset, " preset, ", c.model.fusion, " fusion); was it written by another run? ", what);
+  }
   model->eval();
   if (config) *config = c;
   return model;

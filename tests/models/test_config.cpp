@@ -90,4 +90,21 @@ TEST(TrainConfig, OverridesAndJson) {
   EXPECT_NE(error_of([&] { apply_overrides(c, {"audio_freq_mask=999"}); }).find("audio_freq_mask"), std::string::npos)
       << "a band wider than the mel image";
   EXPECT_NE(error_of([&] { apply_overrides(c, {"audio_time_mask=-1"}); }).find("audio_time_mask"), std::string::npos);
+  // Integer settings take integers, in range: no silent truncation or wrap-around.
+  for (const char* bad : {"epochs=1.7", "seed=-1", "batch_size=1e30", "epochs=99999999999999999999", "workers=true",
+                          "model.visual_widths=[8,16.5,32,64]"}) {
+    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+    const std::string e = error_of([&] { apply_overrides(c, {bad}); });
+    EXPECT_NE(e.find(key.substr(key.find('.') + 1)), std::string::npos) << bad << ": " << e;
+    EXPECT_NE(e.find("must be"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_EQ(apply_overrides(c, {"seed=18446744073709551615"}).seed, 18446744073709551615ull);
+  EXPECT_DOUBLE_EQ(apply_overrides(c, {"lr=1"}).lr, 1.0) << "an integer is a fine floating value";
+  // Ranges of the optimiser and schedule settings are checked up front, not when training starts.
+  for (const char* bad : {"weight_decay=-5", "momentum=-3", "gamma=2", "gamma=0", "step_size=0", "warmup_epochs=-1",
+                          "max_steps=0", "max_steps=-7", "time_limit_minutes=-3"}) {
+    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+    EXPECT_NE(error_of([&] { apply_overrides(c, {bad}); }).find(key), std::string::npos) << bad;
+  }
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"model=3"}); }).find("model.fusion"), std::string::npos);
 }

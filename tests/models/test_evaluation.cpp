@@ -199,6 +199,27 @@ TEST_F(RunTest, OneVideosPredictionsCoverEveryFrame) {
   EXPECT_THROW(data::read_video_folder(known.frames_dir, "", 0.0), Error);
   fs::create_directories(dir_->path() / "empty");
   EXPECT_THROW(data::read_video_folder(dir_->file("empty"), ""), Error);
+  // A timestamps file gives the count, but a folder holding none of those frames is still an error, and
+  // so is one whose files are not named as the loader reads them (1.jpg, 000001.jpg for %05d.jpg).
+  const std::string stamps = dir_->file("stamps.txt");
+  std::ofstream(stamps) << "timestamp\n0\n40\n80\n";
+  try {
+    data::read_video_folder(dir_->file("empty"), "", 25.0, stamps);
+    ADD_FAILURE() << "no frame exists";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("none of the 3 frames"), std::string::npos) << e.what();
+  }
+  int64_t some = 1;
+  while (!known.image_exists(some)) ++some;
+  fs::create_directories(dir_->path() / "unpadded");
+  for (const char* name : {"1.jpg", "2.jpg", "000003.jpg"})
+    fs::copy_file(known.frame_path(some), dir_->path() / "unpadded" / name);
+  EXPECT_THROW(data::read_video_folder(dir_->file("unpadded"), ""), Error);
+  fs::copy_file(known.frame_path(some), dir_->path() / "unpadded" / "00002.jpg");
+  const data::VideoRecord two = data::read_video_folder(dir_->file("unpadded"), "");
+  EXPECT_EQ(two.num_frames(), 2);
+  EXPECT_FALSE(two.image_exists(1));
+  EXPECT_TRUE(two.image_exists(2));
 }
 
 #ifdef MINIDL_APPS_DIR
@@ -296,5 +317,27 @@ TEST_F(RunTest, TrainProgramPicksTheDeviceAndRefusesAMissingOne) {
   EXPECT_EQ(run_app("train --device cuda:9 --data " + data_root() + " --out " + never, &out), 1);
   EXPECT_NE(out.find("cuda:9 is not available"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(never));
+}
+
+// String options reach the config as they were typed (no JSON escapes read into them), and --preset is
+// the base that a --config file's model keys change.
+TEST_F(RunTest, TrainProgramTakesPathsLiterallyAndLayersPresetAndConfigFile) {
+  std::string out;
+  ASSERT_EQ(run_app("train --print-config --device cpu --out 'odd\\u0041\\b \"name\"'", &out), 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["out"], "odd\\u0041\\b \"name\"");
+  const std::string file = dir_->file("concat.json");
+  std::ofstream(file) << R"({"model": {"fusion": "concat", "clips": 4}, "lr": 0.01})";
+  ASSERT_EQ(run_app("train --print-config --device cpu --preset small --config " + file, &out), 0) << out;
+  const nlohmann::json printed = nlohmann::json::parse(out);
+  EXPECT_EQ(printed["model"]["preset"], "small");
+  EXPECT_EQ(printed["model"]["fusion"], "concat");
+  EXPECT_EQ(printed["model"]["clips"], 4);
+  EXPECT_EQ(printed["model"]["encoded"], model_preset("small").encoded);
+  EXPECT_EQ(printed["lr"], 0.01);
+  std::ofstream(file) << R"({"model": {"preset": "tiny"}})";
+  EXPECT_EQ(run_app("train --print-config --preset small --config " + file, &out), 2);
+  EXPECT_NE(out.find("disagree"), std::string::npos) << out;
+  EXPECT_EQ(run_app("train --print-config --config " + dir_->path().string(), &out), 2);
+  EXPECT_NE(out.find("not a regular file"), std::string::npos) << out;
 }
 #endif

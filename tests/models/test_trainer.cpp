@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 
 #include "autograd/minidl.h"
 #include "autograd/safetensors.h"
@@ -128,4 +129,40 @@ TEST_F(TrainerTest, BadInputIsAnErrorNamingIt) {
   other.model.encoded = 7;
   EXPECT_NE(message([&] { Trainer t(other, true); }).find("model"), std::string::npos);
   EXPECT_NE(message([&] { Trainer t(config("never-started"), true); }).find("no checkpoint"), std::string::npos);
+  // A run that cannot start leaves no run folder behind.
+  EXPECT_FALSE(fs::exists(c.out)) << c.out;
+}
+
+// Resuming a run whose step budget is spent trains nothing and records nothing; a larger budget set on
+// resume is written to config.json for the next resume; the records read back keep their smoothed scores.
+TEST_F(TrainerTest, ResumeKeepsChangedSettingsAndDoesNotRecordAnEmptyEpoch) {
+  TrainConfig c = config("budget");
+  c.max_steps = 2;
+  const auto first = Trainer(c, false).run();
+  ASSERT_EQ(first.size(), 1u);
+  auto records_in_file = [&] {
+    std::ifstream in(fs::path(c.out) / "metrics.jsonl");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) n += !line.empty();
+    return n;
+  };
+  EXPECT_EQ(records_in_file(), 1);
+  {
+    Trainer again(c, true);
+    const auto records = again.run();
+    EXPECT_EQ(again.steps(), 2) << "the budget is spent";
+    ASSERT_EQ(records.size(), 1u) << "no record of an epoch in which nothing was trained";
+    EXPECT_EQ(records[0].validation.valence_smoothed, first[0].validation.valence_smoothed);
+    EXPECT_NE(records[0].validation.valence_smoothed, 0.0);
+  }
+  EXPECT_EQ(records_in_file(), 1);
+  c.max_steps = 3;
+  {
+    Trainer more(c, true);
+    more.run();
+    EXPECT_EQ(more.steps(), 3);
+  }
+  EXPECT_EQ(records_in_file(), 2) << "the epoch stopped in is scored again when the larger budget ends";
+  std::ifstream in(fs::path(c.out) / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(in).at("max_steps"), 3) << "the setting changed on resume is kept";
 }
