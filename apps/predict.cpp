@@ -17,6 +17,7 @@
 
 #include "autograd/error.h"
 #include "data/affwild2.h"
+#include "data/audio.h"
 #include "data/file_io.h"
 #include "models/emotion_model.h"
 #include "models/evaluation.h"
@@ -95,6 +96,15 @@ int main(int argc, char** argv) {
                    "predict: warning: frames without an image in %s: %lld of %lld; their clips are made of "
                    "the frames near them that have one\n",
                    frames.c_str(), static_cast<long long>(missing), static_cast<long long>(video.num_frames()));
+    if (!wav.empty()) {  // a track much shorter than the video leaves its later frames to silence
+      const double audio_s = data::read_wav(wav).seconds();
+      const double video_s = video.frame_start_s(video.num_frames() + 1);
+      if (audio_s + 1.0 < video_s)
+        std::fprintf(stderr,
+                     "predict: warning: %s lasts %.1f s, the video %.1f s; the frames after the audio's end are "
+                     "predicted with silence\n",
+                     wav.c_str(), audio_s, video_s);
+    }
     TrainConfig config;
     auto model = load_run_model(run, checkpoint, &config);
     if (device.is_cuda()) model->to(device);
