@@ -118,7 +118,15 @@ int main(int argc, char** argv) {
       MINIDL_CHECK(out_given, "train --resume: name the run folder with --out DIR");
       MINIDL_CHECK(preset.empty() && config_file.empty(), "train --resume: the run's own config.json holds its ",
                    "settings; --preset and --config do not apply (change a setting with --set key=value)");
-      const std::string saved = apply_overrides(TrainConfig{}, sets).out + "/config.json";
+      // Only `out` is wanted here: the other assignments are checked against the run's own settings below
+      // (applied to the defaults they could fail, e.g. a mask wider than the default preset's mel bins).
+      std::string out;
+      for (const std::string& a : sets)
+        if (a.rfind("out=", 0) == 0) {
+          const nlohmann::json v = nlohmann::json::parse(a.substr(4), nullptr, false);
+          out = v.is_string() ? v.get<std::string>() : a.substr(4);
+        }
+      const std::string saved = out + "/config.json";
       std::ifstream in(saved);
       MINIDL_CHECK(in.good(), "train --resume: cannot read ", saved, " (is this a run folder?)");
       const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
@@ -179,6 +187,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "training %s (%s fusion, %s temporal) on %s into %s\n", config.model.preset.c_str(),
                  config.model.fusion.c_str(), config.model.temporal.c_str(), config.device.c_str(), config.out.c_str());
     int64_t last_line = -1;
+    const int64_t steps_before = trainer.steps();
     const auto records = trainer.run(
         [&](const Progress& p) {
           char line[256];
@@ -199,11 +208,9 @@ int main(int argc, char** argv) {
         },
         &g_stop);
     if (trainer.stopped_by_signal()) return 130;
-    if (g_stop) {  // Ctrl-C during the last validation pass: the run is complete, the test pass is skipped
-      std::fprintf(stderr,
-                   "train: stopped; every epoch is done and saved in %s, the test pass was skipped "
-                   "(score it with apps/evaluate --run %s)\n",
-                   config.out.c_str(), config.out.c_str());
+    if (g_stop) {  // Ctrl-C during the last validation pass: everything is saved; the test pass is not run
+      std::fprintf(stderr, "train: stopped; the run is saved in %s%s\n", config.out.c_str(),
+                   config.evaluate_test ? " without its test pass (score it with apps/evaluate --run DIR)" : "");
       return 130;
     }
     std::printf("\nRun: %s (metrics.jsonl, curve.svg, best.safetensors)\n", config.out.c_str());
@@ -214,11 +221,14 @@ int main(int argc, char** argv) {
       if (r.validation.mean() > best) best = r.validation.mean(), best_val = r.validation;
     std::printf("%-28s %9.3f %9.3f %9.3f %9.3f\n", "validation (best epoch)", best_val.valence, best_val.arousal,
                 best_val.valence_smoothed, best_val.arousal_smoothed);
-    if (config.evaluate_test) {
+    const std::string test_file = config.out + "/test_scores.json";
+    if (config.evaluate_test && trainer.steps() == steps_before && std::filesystem::exists(test_file)) {
+      std::printf("%-28s (nothing trained: %s holds the scores)\n", "test (best weights)", test_file.c_str());
+    } else if (config.evaluate_test) {
       const Scores t = trainer.evaluate_best("Test_Set");
       std::printf("%-28s %9.3f %9.3f %9.3f %9.3f\n", "test (best weights)", t.valence, t.arousal, t.valence_smoothed,
                   t.arousal_smoothed);
-      std::ofstream(std::string(config.out) + "/test_scores.json") << t.to_json().dump(2) << "\n";
+      std::ofstream(test_file) << t.to_json().dump(2) << "\n";
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "\n");

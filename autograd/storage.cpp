@@ -18,7 +18,7 @@ namespace {
 // hand them back to the kernel (blocks above its mmap threshold are unmapped on free, and a large free top
 // of the heap is trimmed), so the next step faults the pages in again and the kernel zeroes each one: 4%
 // of a tiny-preset CPU step went to system time. Keeping freed memory in the heap costs little here (peak
-// resident memory of bench w2 tiny: 564 -> 596 MB). Once per process, before the first tensor; a
+// resident memory of bench w2 tiny: 565 -> 614 MB). Once per process, before the first tensor; a
 // non-glibc C library keeps its own policy.
 void keep_freed_host_memory() {
 #if defined(__GLIBC__)

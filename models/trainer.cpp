@@ -32,16 +32,19 @@ constexpr const char* kStateFormat = "minidl-train-state-1";
 void check_train_config(const TrainConfig& c) {
   validate(c.model);
   MINIDL_CHECK(c.epochs > 0, "train config: epochs must be positive, got ", c.epochs);
-  MINIDL_CHECK(c.batch_size > 0, "train config: batch_size must be positive, got ", c.batch_size);
+  MINIDL_CHECK(c.batch_size > 0 && c.batch_size <= (1 << 20), "train config: batch_size must lie in [1, 2^20], got ",
+               c.batch_size);
   MINIDL_CHECK(c.lr > 0 && std::isfinite(c.lr), "train config: lr must be positive, got ", c.lr);
   MINIDL_CHECK(c.weight_decay >= 0 && std::isfinite(c.weight_decay),
                "train config: weight_decay must be 0 or more, got ", c.weight_decay);
   MINIDL_CHECK(c.momentum >= 0 && std::isfinite(c.momentum), "train config: momentum must be 0 or more, got ",
                c.momentum);
-  MINIDL_CHECK(c.warmup_epochs >= 0 && std::isfinite(c.warmup_epochs),
-               "train config: warmup_epochs must be 0 or more, got ", c.warmup_epochs);
+  MINIDL_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs <= 1e6, "train config: warmup_epochs must lie in [0, 1e6], got ",
+               c.warmup_epochs);
   MINIDL_CHECK(c.step_size > 0, "train config: step_size must be positive, got ", c.step_size);
-  MINIDL_CHECK(c.gamma > 0 && c.gamma < 1, "train config: gamma (the decay factor) must lie in (0, 1), got ", c.gamma);
+  MINIDL_CHECK((c.schedule != "step" && c.schedule != "plateau") || (c.gamma > 0 && c.gamma < 1),
+               "train config: gamma (the decay factor of the ", c.schedule, " schedule) must lie in (0, 1), got ",
+               c.gamma);
   MINIDL_CHECK(std::isfinite(c.grad_clip), "train config: grad_clip must be a finite number, got ", c.grad_clip);
   MINIDL_CHECK(c.max_steps == -1 || c.max_steps > 0, "train config: max_steps must be -1 (no limit) or positive, got ",
                c.max_steps);
@@ -145,6 +148,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
 
 TrainConfig apply_overrides(const TrainConfig& config, const std::vector<std::string>& assignments) {
   nlohmann::json patch = nlohmann::json::object();
+  bool model_whole = false;
   for (const std::string& a : assignments) {
     const size_t eq = a.find('=');
     MINIDL_CHECK(eq != std::string::npos && eq > 0, "--set: expected key=value, got \"", a, "\"");
@@ -152,11 +156,14 @@ TrainConfig apply_overrides(const TrainConfig& config, const std::vector<std::st
     nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
     if (value.is_discarded()) value = text;  // a bare word is a string: --set optimizer=sgd
     if (key.rfind("model.", 0) == 0) {
-      MINIDL_CHECK(!patch.contains("model") || patch["model"].is_object(), "--set ", a, ": model is set whole too");
+      MINIDL_CHECK(!model_whole, "--set ", a, ": model is also set whole; use one form");
       patch["model"][key.substr(6)] = value;
     } else {
       MINIDL_CHECK(key != "model" || value.is_object(), "--set ", a,
                    ": model is an object; set its keys one by one (model.fusion=concat)");
+      MINIDL_CHECK(key != "model" || !patch.contains("model"), "--set ", a,
+                   ": model keys are also set one by one; use one form");
+      model_whole |= key == "model";
       patch[key] = value;
     }
   }
@@ -385,8 +392,9 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
       r.validation.arousal =
           j["validation"]["ccc"]["arousal"].is_number() ? j["validation"]["ccc"]["arousal"].get<double>() : 0;
       const nlohmann::json smoothed = j["validation"].value("ccc_smoothed", nlohmann::json::object());
-      r.validation.valence_smoothed = smoothed.value("valence", 0.0);
-      r.validation.arousal_smoothed = smoothed.value("arousal", 0.0);
+      for (auto [key, field] :
+           {std::pair{"valence", &r.validation.valence_smoothed}, std::pair{"arousal", &r.validation.arousal_smoothed}})
+        *field = smoothed.contains(key) && smoothed[key].is_number() ? smoothed[key].get<double>() : 0;  // NaN: null
       d.records.push_back(r);
     }
     // Settings changed with --set on resume (epochs, max_steps, ...) are kept for the next resume.
@@ -519,10 +527,14 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
         on_progress(p);
       }
     }
-    if (out_of_budget && d.step == epoch_first_step && d.step > 0) {
-      // Resumed with the budget already spent: the epoch was scored when the budget ran out.
-      d.say("the step or time budget is spent (max_steps " + std::to_string(c.max_steps) +
-            "); nothing to train. Raise it with --set to go on");
+    if (out_of_budget && d.step == epoch_first_step && d.loss_count == 0) {
+      // Nothing trained since this epoch was last scored (when the budget ran out, or a time limit
+      // that expired during the validation pass): no second record of the same weights.
+      const std::string limit =
+          c.max_steps > 0 && d.step >= c.max_steps
+              ? "the step budget (max_steps " + std::to_string(c.max_steps) + ") is spent"
+              : "the time limit (" + std::to_string(c.time_limit_minutes) + " minutes) is reached";
+      d.say(d.step == first_step ? limit + "; nothing to train (raise it with --set)" : "stopping: " + limit);
       break;
     }
     // The epoch is over (or the budget is spent): score it, record it, keep the best weights.
@@ -562,7 +574,9 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
     d.loss_sum = 0;
     d.ccc_sum = {0, 0};
     d.loss_count = 0;
-    if (!out_of_budget) {
+    // An epoch whose last batch was also the budget's last is complete: a resume with a larger budget
+    // starts the next epoch rather than finding this one empty.
+    if (!out_of_budget || d.batch >= per_epoch) {
       ++d.epoch;
       d.batch = 0;
       if (d.epoch < c.epochs) d.train_loader->start_epoch(d.epoch);

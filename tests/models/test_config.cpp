@@ -101,10 +101,20 @@ TEST(TrainConfig, OverridesAndJson) {
   EXPECT_EQ(apply_overrides(c, {"seed=18446744073709551615"}).seed, 18446744073709551615ull);
   EXPECT_DOUBLE_EQ(apply_overrides(c, {"lr=1"}).lr, 1.0) << "an integer is a fine floating value";
   // Ranges of the optimiser and schedule settings are checked up front, not when training starts.
-  for (const char* bad : {"weight_decay=-5", "momentum=-3", "gamma=2", "gamma=0", "step_size=0", "warmup_epochs=-1",
-                          "max_steps=0", "max_steps=-7", "time_limit_minutes=-3"}) {
+  for (const char* bad : {"weight_decay=-5", "momentum=-3", "step_size=0", "warmup_epochs=-1", "max_steps=0",
+                          "max_steps=-7", "time_limit_minutes=-3"}) {
     const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
     EXPECT_NE(error_of([&] { apply_overrides(c, {bad}); }).find(key), std::string::npos) << bad;
   }
   EXPECT_NE(error_of([&] { apply_overrides(c, {"model=3"}); }).find("model.fusion"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              apply_overrides(c, {"model.fusion=concat", R"(model={"clips":4})"});
+            }).find("one form"),
+            std::string::npos)
+      << "a whole model after one of its keys would drop the key";
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"batch_size=4294967297"}); }).find("batch_size"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"warmup_epochs=1e300"}); }).find("warmup_epochs"), std::string::npos);
+  EXPECT_EQ(apply_overrides(c, {"schedule=cosine", "gamma=1"}).gamma, 1.0) << "gamma only matters to step and plateau";
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"schedule=step", "gamma=2"}); }).find("gamma"), std::string::npos);
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"schedule=plateau", "gamma=0"}); }).find("gamma"), std::string::npos);
 }

@@ -13,6 +13,7 @@
 
 #include "autograd/minidl.h"
 #include "data/affwild2.h"
+#include "data/audio.h"
 #include "data/image.h"
 #include "data/synthav.h"
 #include "models/emotion_model.h"
@@ -258,6 +259,18 @@ TEST_F(RunTest, EvaluateProgramWritesTheTableAndTheReport) {
   EXPECT_EQ(run_app("evaluate", &out), 2);
   EXPECT_EQ(run_app("evaluate --run " + dir_->file("no-such-run"), &out), 1);
   EXPECT_NE(out.find("no-such-run"), std::string::npos) << out;
+  // Checked before any work: the split, the device, the SNR's range, where the report goes.
+  EXPECT_EQ(run_app("evaluate --run " + run_dir() + " --split Tset", &out), 2);
+  EXPECT_NE(out.find("--split"), std::string::npos) << out;
+  EXPECT_EQ(run_app("evaluate --run " + run_dir() + " --device cuda:9", &out), 2);
+  EXPECT_NE(out.find("CUDA device"), std::string::npos) << out;
+  EXPECT_EQ(run_app("evaluate --run " + run_dir() + " --conditions snr:-1000", &out), 2);
+  EXPECT_NE(out.find("[-100, 200]"), std::string::npos) << out;
+  EXPECT_EQ(run_app("evaluate --run " + run_dir() + " --json " + dir_->file("no-dir") + "/r.json", &out), 1);
+  EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+  EXPECT_EQ(out.find("clean "), std::string::npos) << "no condition ran: " << out;
+  EXPECT_EQ(run_app("evaluate --run " + run_dir() + " --bogus", &out), 2);
+  EXPECT_NE(out.find("unknown argument --bogus"), std::string::npos) << out;
 }
 
 TEST_F(RunTest, PredictProgramWritesOneLinePerFrame) {
@@ -284,6 +297,15 @@ TEST_F(RunTest, PredictProgramWritesOneLinePerFrame) {
   EXPECT_NE(out.find("--fps"), std::string::npos) << out;
   EXPECT_EQ(run_app("predict --run " + run_dir() + " --frames " + dir_->file("nowhere"), &out), 1);
   EXPECT_NE(out.find("nowhere"), std::string::npos) << out;
+  // A track far shorter than the video is predicted, with a warning.
+  const std::string short_wav = dir_->file("short.wav");
+  data::write_wav(short_wav, std::vector<float>(8000, 0.0f), 16000);
+  ASSERT_EQ(run_app("predict --run " + run_dir() + " --checkpoint last --frames " + v.frames_dir + " --wav " +
+                        short_wav + " --out " + csv,
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("lasts 0.5 s"), std::string::npos) << out;
 }
 // apps/train's command line: --resume takes the run's own settings, the default follows the machine,
 // an unavailable device is refused before a run folder exists.

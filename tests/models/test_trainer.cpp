@@ -166,3 +166,39 @@ TEST_F(TrainerTest, ResumeKeepsChangedSettingsAndDoesNotRecordAnEmptyEpoch) {
   std::ifstream in(fs::path(c.out) / "config.json");
   EXPECT_EQ(nlohmann::json::parse(in).at("max_steps"), 3) << "the setting changed on resume is kept";
 }
+
+// The budget's edge cases: a stop request on the budget's last step leaves the epoch unscored, so the
+// resume scores it; a budget that ends exactly at an epoch's end completes that epoch, so a resume with a
+// larger budget starts the next one instead of scoring an empty epoch.
+TEST_F(TrainerTest, BudgetEndingAtAStopOrAtAnEpochsEndResumesCleanly) {
+  TrainConfig c = config("budget-stop");
+  c.max_steps = 2;
+  Trainer t(c, false);
+  std::atomic<bool> stop{false};
+  EXPECT_TRUE(t.run([&](const Progress& p) { stop = p.step >= 2; }, &stop).empty());
+  EXPECT_TRUE(t.stopped_by_signal());
+  Trainer resumed(c, true);
+  const auto records = resumed.run();
+  EXPECT_EQ(resumed.steps(), 2);
+  EXPECT_EQ(records.size(), 1u) << "the stopped epoch is scored on resume";
+
+  TrainConfig one = config("one-epoch");
+  one.epochs = 1;
+  Trainer whole(one, false);
+  whole.run();
+  const int64_t per_epoch = whole.steps();
+  ASSERT_GT(per_epoch, 0);
+  TrainConfig edge = config("budget-edge");
+  edge.max_steps = per_epoch;
+  Trainer first(edge, false);
+  ASSERT_EQ(first.run().size(), 1u);
+  EXPECT_EQ(first.epoch(), 1) << "the epoch the budget ended with is complete";
+  edge.max_steps = -1;
+  Trainer rest(edge, true);
+  const auto more = rest.run();
+  EXPECT_EQ(rest.steps(), 2 * per_epoch);
+  ASSERT_EQ(more.size(), 2u);
+  EXPECT_EQ(more[0].epoch, 1);
+  EXPECT_EQ(more[1].epoch, 2) << "no second, empty record of epoch 1";
+  EXPECT_GT(more[1].train_loss, 0.0);
+}
