@@ -120,9 +120,10 @@ int main(int argc, char** argv) {
     data::LoaderConfig loader = loader_config(config.model);
     loader.batch_size = static_cast<int>(config.batch_size);
     loader.workers = config.workers;
-    std::printf("%s (%s preset, %s fusion, %s checkpoint) on %s/%s: %zu videos, %lld annotated frames\n", run.c_str(),
-                config.model.preset.c_str(), config.model.fusion.c_str(), checkpoint.c_str(), root.c_str(),
-                split.c_str(), ds.videos.size(), static_cast<long long>(ds.annotated_frames()));
+    const std::string split_dir = root + "/" + data::AffWild2Layout{}.annotations_dir + "/" + split;
+    std::printf("%s (%s preset, %s fusion, %s checkpoint) on %s: %zu videos, %lld annotated frames\n", run.c_str(),
+                config.model.preset.c_str(), config.model.fusion.c_str(), checkpoint.c_str(), split_dir.c_str(),
+                ds.videos.size(), static_cast<long long>(ds.annotated_frames()));
     std::printf("%-16s %9s %9s %9s %9s %9s\n", "condition", "valence", "arousal", "mean", "V smooth", "A smooth");
     std::fflush(stdout);
     nlohmann::json report = {{"run", run}, {"checkpoint", checkpoint}, {"split", split}, {"data", root}};

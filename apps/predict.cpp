@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 #include <string>
 
@@ -96,6 +97,9 @@ int main(int argc, char** argv) {
                    "predict: warning: frames without an image in %s: %lld of %lld; their clips are made of "
                    "the frames near them that have one\n",
                    frames.c_str(), static_cast<long long>(missing), static_cast<long long>(video.num_frames()));
+    if (!timestamps.empty() && std::filesystem::exists(video.frame_path(video.num_frames() + 1)))
+      std::fprintf(stderr, "predict: warning: %s holds frames after the %lld that %s lists; they are not predicted\n",
+                   frames.c_str(), static_cast<long long>(video.num_frames()), timestamps.c_str());
     if (!wav.empty()) {  // a track much shorter than the video leaves its later frames to silence
       const double audio_s = data::read_wav(wav).seconds();
       const double video_s = video.frame_start_s(video.num_frames() + 1);
