@@ -87,10 +87,8 @@ int main(int argc, char** argv) {
     conditions = parse_conditions(list);  // every condition is checked before any evaluation starts
     MINIDL_CHECK(split == "Train_Set" || split == "Validation_Set" || split == "Test_Set", "--split must be ",
                  "Train_Set, Validation_Set or Test_Set, got '", split, "'");
-    const Device device = parse_device(device_name);
-    if (device.is_cuda() && device.index >= cuda_device_count())
-      throw std::invalid_argument("--device " + device_name + ": this machine has " +
-                                  std::to_string(cuda_device_count()) + " CUDA device(s)");
+    if (const std::string why = device_unavailable(parse_device(device_name)); !why.empty())
+      throw std::invalid_argument("--device " + device_name + ": " + why);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "evaluate: %s\n", e.what());
     return usage(argv[0], 2);

@@ -80,10 +80,8 @@ int main(int argc, char** argv) {
       }
     }
     if (run.empty() || frames.empty()) throw std::invalid_argument("--run DIR and --frames DIR are required");
-    const Device device = parse_device(device_name);
-    if (device.is_cuda() && device.index >= cuda_device_count())
-      throw std::invalid_argument("--device " + device_name + ": this machine has " +
-                                  std::to_string(cuda_device_count()) + " CUDA device(s)");
+    if (const std::string why = device_unavailable(parse_device(device_name)); !why.empty())
+      throw std::invalid_argument("--device " + device_name + ": " + why);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "predict: %s\n", e.what());
     return usage(argv[0], 2);

@@ -30,5 +30,8 @@ Device parse_device(const std::string& text);
 bool cuda_built();
 // Number of CUDA devices visible at run time; 0 without the CUDA backend or without a GPU.
 int cuda_device_count();
+// Empty when `device` can be used here; otherwise why not ("this machine has 0 CUDA device(s)", or that
+// the build has no CUDA), for the error messages of everything that takes a device.
+std::string device_unavailable(Device device);
 
 }  // namespace minidl

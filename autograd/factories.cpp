@@ -40,10 +40,8 @@ namespace {
 // An uninitialised tensor on the requested device; a CUDA device that is not there is an error naming
 // the factory.
 Tensor on_device(const char* op, const Shape& shape, const TensorOptions& o) {
-  MINIDL_CHECK(o.device.is_cpu() || (o.device.index >= 0 && o.device.index < cuda_device_count()), op, ": cannot ",
-               "make a tensor on ", o.device.str(), ": ",
-               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
-                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  const std::string unavailable = device_unavailable(o.device);
+  MINIDL_CHECK(unavailable.empty(), op, ": cannot make a tensor on ", o.device.str(), ": ", unavailable);
   return Tensor::empty(shape, o.dtype, o.device);
 }
 

@@ -185,10 +185,8 @@ Tensor copy_across(const Tensor& src, Device to) {
 Tensor Tensor::to(Device target) const {
   check_defined("to", *this, "tensor");
   if (target == device()) return *this;
-  MINIDL_CHECK(target.is_cpu() || (target.index >= 0 && target.index < cuda_device_count()), "to: cannot move ",
-               meta_str(), " to ", target.str(), ": ",
-               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
-                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  const std::string unavailable = device_unavailable(target);
+  MINIDL_CHECK(unavailable.empty(), "to: cannot move ", meta_str(), " to ", target.str(), ": ", unavailable);
   Tensor out = copy_across(detach(), target);
   if (needs_grad(*this)) {
     const Device from = device();
@@ -316,5 +314,11 @@ Device parse_device(const std::string& text) {
 
 bool cuda_built() { return cuda::built(); }
 int cuda_device_count() { return cuda::device_count(); }
+
+std::string device_unavailable(Device device) {
+  if (device.is_cpu() || (device.index >= 0 && device.index < cuda_device_count())) return "";
+  return cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
+                      : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)");
+}
 
 }  // namespace minidl

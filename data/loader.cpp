@@ -52,8 +52,8 @@ void check_config(const LoaderConfig& c) {
   MINIDL_CHECK(c.freq_mask >= 0 && c.freq_mask <= c.mel.n_mels,
                "loader: freq_mask must lie in [0, n_mels = ", c.mel.n_mels, "], got ", c.freq_mask);
   MINIDL_CHECK(c.time_mask >= 0, "loader: time_mask must be 0 or more, got ", c.time_mask);
-  MINIDL_CHECK(c.device.is_cpu() || (c.device.index >= 0 && c.device.index < cuda_device_count()), "loader: device ",
-               c.device.str(), " is not available (", cuda_device_count(), " CUDA device(s))");
+  const std::string unavailable = device_unavailable(c.device);
+  MINIDL_CHECK(unavailable.empty(), "loader: device ", c.device.str(), " is not available: ", unavailable);
   check_window_config(c.windows);
 }
 

@@ -304,10 +304,8 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
   check_train_config(d.config);
   // Checked here, not in check_train_config (which also reads finished runs, on any machine), and before
   // the run folder is made or data generated.
-  MINIDL_CHECK(d.device.is_cpu() || d.device.index < cuda_device_count(), "train: device ", d.config.device,
-               " is not available: ",
-               cuda_built() ? "this machine has " + std::to_string(cuda_device_count()) + " CUDA device(s)"
-                            : std::string("minidl was built without CUDA (configure with -DMINIDL_CUDA=ON)"));
+  const std::string unavailable = device_unavailable(d.device);
+  MINIDL_CHECK(unavailable.empty(), "train: device ", d.config.device, " is not available: ", unavailable);
   MINIDL_CHECK(!fs::exists(d.config.out) || fs::is_directory(d.config.out), "train: the run folder ", d.config.out,
                " is a file, not a folder");
   const fs::path config_file = d.run_file("config.json"), last = d.run_file("last.safetensors");
@@ -387,14 +385,15 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
       r.epoch = j["epoch"];
       r.train_loss = j["train_loss"];
       r.lr = j["lr"];
-      r.validation.valence =
-          j["validation"]["ccc"]["valence"].is_number() ? j["validation"]["ccc"]["valence"].get<double>() : 0;
-      r.validation.arousal =
-          j["validation"]["ccc"]["arousal"].is_number() ? j["validation"]["ccc"]["arousal"].get<double>() : 0;
-      const nlohmann::json smoothed = j["validation"].value("ccc_smoothed", nlohmann::json::object());
-      for (auto [key, field] :
-           {std::pair{"valence", &r.validation.valence_smoothed}, std::pair{"arousal", &r.validation.arousal_smoothed}})
-        *field = smoothed.contains(key) && smoothed[key].is_number() ? smoothed[key].get<double>() : 0;  // NaN: null
+      // A NaN score was written as null; an older record may lack the smoothed ones: both read as 0.
+      auto score = [&](const char* path) {
+        const nlohmann::json::json_pointer at(path);
+        return j.contains(at) && j[at].is_number() ? j[at].get<double>() : 0.0;
+      };
+      r.validation.valence = score("/validation/ccc/valence");
+      r.validation.arousal = score("/validation/ccc/arousal");
+      r.validation.valence_smoothed = score("/validation/ccc_smoothed/valence");
+      r.validation.arousal_smoothed = score("/validation/ccc_smoothed/arousal");
       d.records.push_back(r);
     }
     // Settings changed with --set on resume (epochs, max_steps, ...) are kept for the next resume.
