@@ -28,6 +28,8 @@ Device parse_device(const std::string& text);
 
 // True when this build has the CUDA backend (MINIDL_CUDA was on and nvcc was found).
 bool cuda_built();
+// True when that backend is the emulator (-DMINIDL_CUDA=EMULATE): CUDA's kernels, run on the CPU, for tests.
+bool cuda_emulated();
 // Number of CUDA devices visible at run time; 0 without the CUDA backend or without a GPU.
 int cuda_device_count();
 // Empty when `device` can be used here; otherwise why not ("this machine has 0 CUDA device(s)", or that

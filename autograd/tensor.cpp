@@ -313,6 +313,7 @@ Device parse_device(const std::string& text) {
 }
 
 bool cuda_built() { return cuda::built(); }
+bool cuda_emulated() { return cuda::emulated(); }
 int cuda_device_count() { return cuda::device_count(); }
 
 std::string device_unavailable(Device device) {

@@ -32,6 +32,14 @@ thread_local std::array<cudaStream_t, kMaxDevices> tls_stream{};
 
 bool built() { return true; }
 
+bool emulated() {
+#ifdef MINIDL_CUDA_EMULATED
+  return true;
+#else
+  return false;
+#endif
+}
+
 int device_count() {
   // Called on machines without a GPU too: "no device" or "no driver" means zero devices, not an error.
   static const int count = [] {

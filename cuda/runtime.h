@@ -19,6 +19,8 @@
 namespace minidl::cuda {
 
 bool built();
+// True in the emulated build (-DMINIDL_CUDA=EMULATE): its one device is the CPU (cuda/emulator/emulator.h).
+bool emulated();
 int device_count();
 
 struct DeviceProperties {

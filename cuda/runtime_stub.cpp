@@ -11,6 +11,7 @@ namespace {
 }  // namespace
 
 bool built() { return false; }
+bool emulated() { return false; }
 int device_count() { return 0; }
 DeviceProperties device_properties(int) { not_built("device_properties"); }
 

@@ -1,0 +1,134 @@
+// The CUDA emulator's own tests (built with -DMINIDL_CUDA=EMULATE only): that barriers and warp shuffles
+// give CUDA's results, that the faults it promises to report (cuda/emulator/emulator.h) are reported,
+// and that the GPU's launch limits, cp.async and the wmma tile distribution are modelled. The kernels
+// they run are in emulator_kernels.cu.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "autograd/minidl.h"
+#include "tests/cuda/emulator_kernels.h"
+
+namespace minidl::emulator_test {
+namespace {
+
+TEST(CudaEmulator, IsWhatThisBuildRuns) {
+  ASSERT_TRUE(cuda_emulated());
+  EXPECT_EQ(cuda_device_count(), 1);
+}
+
+TEST(CudaEmulator, ABarrierOrdersSharedMemoryAndItsAbsenceShows) {
+  for (const bool static_shared : {false, true}) {
+    SCOPED_TRACE(static_shared ? "static __shared__ array" : "dynamic shared memory");
+    std::vector<float> out;
+    ASSERT_EQ(neighbour_exchange(96, true, out, static_shared), cudaSuccess);
+    for (int t = 0; t < 96; ++t) EXPECT_EQ(out[t], static_cast<float>((t + 1) % 96)) << "thread " << t;
+    // Without the barrier each thread runs to its end before the next starts, so it reads its
+    // neighbour's slot before the neighbour wrote it: the NaN that shared memory starts each block as
+    // (the barrier run above left the numbers there). Only the last thread reads a slot (thread 0's)
+    // already written.
+    ASSERT_EQ(neighbour_exchange(96, false, out, static_shared), cudaSuccess);
+    for (int t = 0; t < 95; ++t) EXPECT_TRUE(std::isnan(out[t])) << "thread " << t << " read " << out[t];
+    EXPECT_EQ(out[95], 0.0f);
+  }
+}
+
+TEST(CudaEmulator, CopiesStayInsideTheirAllocationAndHandlesMustBeLive) {
+  void* p = nullptr;
+  ASSERT_EQ(cudaMalloc(&p, 100), cudaSuccess);
+  std::vector<char> host(200);
+  EXPECT_EQ(cudaMemcpy(p, host.data(), 100, cudaMemcpyHostToDevice), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(p, host.data(), 101, cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), static_cast<char*>(p) + 50, 51, cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), host.data() + 100, 10, cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaFree(p), cudaSuccess);
+  EXPECT_EQ(cudaFree(p), cudaErrorInvalidValue);
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+  EXPECT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  EXPECT_EQ(cudaStreamSynchronize(s), cudaErrorInvalidResourceHandle);
+  EXPECT_EQ(cudaMalloc(&p, size_t{1} << 40), cudaErrorMemoryAllocation);
+  (void)cudaGetLastError();
+}
+
+TEST(CudaEmulator, BlockSumOverWarpsAndBarriers) {
+  for (int threads : {32, 64, 256, 1024}) {
+    std::vector<float> out;
+    ASSERT_EQ(block_sum_of_indices(threads, out), cudaSuccess);
+    const float expected = static_cast<float>(threads) * (threads - 1) / 2;
+    for (int t = 0; t < threads; ++t) ASSERT_EQ(out[t], expected) << threads << " threads, thread " << t;
+  }
+}
+
+TEST(CudaEmulator, ShufflesFollowCudasRulesForEveryWidth) {
+  for (int width : {32, 16, 8, 4}) {
+    std::vector<int> out;
+    ASSERT_EQ(shuffles(width, out), cudaSuccess);
+    for (int lane = 0; lane < 32; ++lane) {
+      const int start = lane / width * width;
+      SCOPED_TRACE("width " + std::to_string(width) + ", lane " + std::to_string(lane));
+      // Outside the lane's group of `width`, down and up return the caller's own value.
+      EXPECT_EQ(out[lane * 4 + 0], lane + 3 < start + width ? lane + 3 : lane);
+      EXPECT_EQ(out[lane * 4 + 1], lane - 5 >= start ? lane - 5 : lane);
+      EXPECT_EQ(out[lane * 4 + 2], (lane ^ 6) < start + width ? lane ^ 6 : lane);
+      EXPECT_EQ(out[lane * 4 + 3], start + 2 % width);
+    }
+  }
+}
+
+TEST(CudaEmulator, AShuffleNamingAnExitedLaneIsAFault) {
+  EXPECT_EQ(shuffle_after_exit(32), cudaSuccess);
+  EXPECT_EQ(shuffle_after_exit(20), cudaErrorLaunchFailure);
+}
+
+TEST(CudaEmulator, AWarpSplitBetweenSyncthreadsAndSyncwarpIsAFault) {
+  EXPECT_EQ(barrier_and_warp_sync_mixed(), cudaErrorLaunchFailure);
+}
+
+TEST(CudaEmulator, LaunchesTheGpuWouldRefuseAreRefused) {
+  EXPECT_EQ(empty_launch(dim3(1), dim3(1024), 0, 0), cudaSuccess);
+  EXPECT_EQ(empty_launch(dim3(1), dim3(1025), 0, 0), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(empty_launch(dim3(1), dim3(1, 1, 65), 0, 0), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(empty_launch(dim3(1, 65535), dim3(32), 0, 0), cudaSuccess);
+  EXPECT_EQ(empty_launch(dim3(1, 65536), dim3(32), 0, 0), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(empty_launch(dim3(0), dim3(32), 0, 0), cudaErrorInvalidConfiguration);
+  // Dynamic shared memory past 48 KB needs the kernel's opt-in, and the opt-in is capped at 227 KB.
+  EXPECT_EQ(empty_launch(dim3(1), dim3(32), 48 * 1024, 0), cudaSuccess);
+  EXPECT_EQ(empty_launch(dim3(1), dim3(32), 48 * 1024 + 4, 0), cudaErrorInvalidValue);
+  EXPECT_EQ(empty_launch(dim3(1), dim3(32), 100 * 1024, 100 * 1024), cudaSuccess);
+  EXPECT_EQ(empty_launch(dim3(1), dim3(32), 0, 228 * 1024), cudaErrorInvalidValue);
+}
+
+TEST(CudaEmulator, AsynchronousCopiesLandWhenWaitedFor) {
+  std::vector<float> out;
+  ASSERT_EQ(pipeline_copy(0, out), cudaSuccess);
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_EQ(out[t * 2], -1.0f) << "thread " << t << " saw the copy before waiting";
+    EXPECT_EQ(out[t * 2 + 1], static_cast<float>(t * 4 + 4)) << "thread " << t;
+  }
+  ASSERT_EQ(pipeline_copy(8, out), cudaSuccess);  // the last two floats of each 16 bytes zeroed
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(out[t * 2 + 1], 0.0f) << "thread " << t;
+}
+
+TEST(CudaEmulator, WmmaTilesAreSpreadOverTheWarp) {
+  std::vector<float> a(128), b(128);
+  for (int i = 0; i < 128; ++i) a[i] = static_cast<float>(i % 7) - 3, b[i] = static_cast<float>(i % 5) - 2;
+  std::vector<float> out;
+  ASSERT_EQ(wmma_product(a, b, -1, out), cudaSuccess);
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) {
+      float s = 0;
+      for (int k = 0; k < 8; ++k) s += a[r * 8 + k] * b[k * 16 + c];
+      EXPECT_EQ(out[r * 16 + c], s) << "row " << r << ", column " << c;  // small integers: exact in TF32
+    }
+  // A lane that does not take part in the store leaves its eighth of the tile unwritten.
+  ASSERT_EQ(wmma_product(a, b, 5, out), cudaSuccess);
+  int unwritten = 0;
+  for (float v : out) unwritten += std::isnan(v);
+  EXPECT_EQ(unwritten, 8);
+}
+
+}  // namespace
+}  // namespace minidl::emulator_test
