@@ -42,7 +42,9 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
     p = std::aligned_alloc(64, padded);
     MINIDL_CHECK(p != nullptr, "allocate: out of host memory while allocating ", nbytes, " bytes");
   } else {
-    p = cuda::device_malloc(padded, device.index);
+    // Unpadded: the caching allocator rounds to its size classes anyway, and uncached
+    // (MINIDL_CUDA_CACHING=0) a block of the exact size lets memcheck see a kernel's overrun.
+    p = cuda::device_malloc(nbytes == 0 ? 64 : nbytes, device.index);
   }
   return std::shared_ptr<Storage>(new Storage(p, nbytes, device));
 }

@@ -42,3 +42,9 @@ endfunction()
 minidl_use_emulator(minidl_cuda_emulated)
 set_target_properties(minidl_cuda_emulated PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_compile_definitions(minidl_cuda_emulated PRIVATE MINIDL_CUDA_EMULATED)  # cuda::emulated() in runtime.cu
+if(MINIDL_SANITIZE)
+  # The kernels too: with MINIDL_CUDA_CACHING=0 each tensor is an allocation of its own exact size, so a
+  # kernel's access past it is reported, as compute-sanitizer's memcheck would on the GPU.
+  target_compile_options(minidl_cuda_emulated PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                      -fno-sanitize-recover=undefined)
+endif()

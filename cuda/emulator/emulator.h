@@ -11,9 +11,10 @@
 //   - a warp exchange whose mask names a lane that has exited, or that waits at a different barrier;
 //   - threads of a block waiting at barriers that can never all open (a __syncthreads in divergent code);
 //   - a launch configuration the H100 would refuse (threads, grid size, dynamic shared memory).
-// What it cannot see: races between threads (a fiber runs until its barrier, so a missing __syncthreads
-// shows only when the reader's fiber runs before the writer's), the memory model, timing, and tensor-core
-// rounding. Those need the GPU and compute-sanitizer (scripts/gpu-check).
+// What it cannot see: every race between threads (a fiber runs until its barrier, so a missing
+// __syncthreads shows only when the reader's fiber runs before the writer's; MINIDL_CUDA_EMULATOR_ORDER=
+// reverse runs a block's threads last to first, for the races the usual order hides), the memory model,
+// timing, and tensor-core rounding. Those need the GPU and compute-sanitizer (scripts/gpu-check).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <set>
 #include <unordered_map>
 
@@ -185,7 +186,9 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     const std::lock_guard lock(r.mutex);
     if (bytes > kDeviceMemory || r.device_bytes + rounded > kDeviceMemory) return fail(cudaErrorMemoryAllocation);
   }
-  void* q = std::aligned_alloc(256, rounded);
+  // The size asked for, not the rounded one, so that under AddressSanitizer (-DMINIDL_SANITIZE=ON) a
+  // kernel reading past its allocation is caught, as compute-sanitizer's memcheck would on the GPU.
+  void* q = ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{256}, std::nothrow);
   if (!q) return fail(cudaErrorMemoryAllocation);
   const std::lock_guard lock(r.mutex);
   r.device_blocks[reinterpret_cast<uintptr_t>(q)] = bytes;  // the size asked for: a copy past it is an error
@@ -204,7 +207,7 @@ cudaError_t cudaFree(void* p) {
     r.device_bytes -= (std::max<size_t>(it->second, 1) + 255) / 256 * 256;
     r.device_blocks.erase(it);
   }
-  std::free(p);
+  ::operator delete (p, std::align_val_t{256});
   return cudaSuccess;
 }
 

@@ -47,12 +47,36 @@ minidl_emu_switch:
   .section .note.GNU-stack, "", @progbits
 )");
 
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace {
+
+// A fiber's saved state and its stack's extent (AddressSanitizer is told of each switch, so that it
+// checks accesses against the right stack).
 struct Context {
+#if defined(__x86_64__)
   void* sp = nullptr;
+#else
+  ucontext_t uc;
+#endif
+  const void* bottom = nullptr;
+  size_t size = 0;
 };
-// A stack that, switched to, "returns" into entry with the alignment of a function just called.
+
+// A context that, switched to, starts entry on the given stack.
 void make_context(Context& c, void* stack, size_t bytes, void (*entry)()) {
+#if defined(__SANITIZE_ADDRESS__)
+  ASAN_UNPOISON_MEMORY_REGION(stack, bytes);  // a reused stack keeps the last fiber's frame markings
+#endif
+  c.bottom = stack;
+  c.size = bytes;
+#if defined(__x86_64__)
+  // Laid out so that minidl_emu_switch's pops and ret enter `entry` aligned as a called function is.
   auto top = reinterpret_cast<uintptr_t>(stack) + bytes;
   top &= ~uintptr_t{15};
   auto* slot = reinterpret_cast<void**>(top);
@@ -60,24 +84,44 @@ void make_context(Context& c, void* stack, size_t bytes, void (*entry)()) {
   *--slot = reinterpret_cast<void*>(entry);       // popped by ret
   for (int r = 0; r < 6; ++r) *--slot = nullptr;  // rbp, rbx, r12-r15
   c.sp = slot;
-}
-void switch_context(Context& from, Context& to) { minidl_emu_switch(&from.sp, to.sp); }
-}  // namespace
 #else
-namespace {
-struct Context {
-  ucontext_t uc;
-};
-void make_context(Context& c, void* stack, size_t bytes, void (*entry)()) {
   getcontext(&c.uc);
   c.uc.uc_stack.ss_sp = stack;
   c.uc.uc_stack.ss_size = bytes;
   c.uc.uc_link = nullptr;
   makecontext(&c.uc, entry, 0);
-}
-void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
-}  // namespace
 #endif
+}
+
+// `from_ends`: the fiber switching away has finished and is never resumed.
+void switch_context(Context& from, Context& to, bool from_ends = false) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(from_ends ? nullptr : &fake_stack, to.bottom, to.size);
+#else
+  (void)from_ends;
+#endif
+#if defined(__x86_64__)
+  minidl_emu_switch(&from.sp, to.sp);
+#else
+  swapcontext(&from.uc, &to.uc);
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#endif
+}
+
+// The first thing a fiber does: learn the extent of the scheduler's stack (the host thread's own), which
+// AddressSanitizer needs for the switches back to it.
+void entered_fiber(Context& scheduler) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(nullptr, &scheduler.bottom, &scheduler.size);
+#else
+  (void)scheduler;
+#endif
+}
+
+}  // namespace
 
 thread_local uint3 threadIdx;
 thread_local uint3 blockIdx;
@@ -161,7 +205,7 @@ std::string where(const BlockRun& run, int thread) {
 // Stops the grid: the fiber that found the fault is not resumed again.
 [[noreturn]] void fault(BlockRun& run, const std::string& message) {
   run.error = message;
-  switch_context(run.self().context, run.scheduler);
+  switch_context(run.self().context, run.scheduler, true);
   std::abort();  // never resumed
 }
 
@@ -180,10 +224,11 @@ void finish_copies(Fiber& f) {
 
 void fiber_main() {
   BlockRun& run = *t_run;
+  entered_fiber(run.scheduler);
   run.body(run.closure);
   finish_copies(run.self());
   run.self().state = State::Done;
-  switch_context(run.self().context, run.scheduler);  // never resumed: the stack is reused for a new fiber
+  switch_context(run.self().context, run.scheduler, true);  // never resumed: its stack serves a new fiber
   std::abort();
 }
 
@@ -283,6 +328,20 @@ std::string describe_deadlock(BlockRun& run) {
   return os.str();
 }
 
+// MINIDL_CUDA_EMULATOR_ORDER=reverse runs a block's threads from the last to the first. A missing
+// barrier shows only where the reader runs before the writer, so each order finds the races the other
+// hides; scripts/test runs the CUDA tests in both.
+bool reverse_order() {
+  static const bool reverse = [] {
+    const char* order = std::getenv("MINIDL_CUDA_EMULATOR_ORDER");
+    if (!order || std::string(order) == "forward") return false;
+    if (std::string(order) == "reverse") return true;
+    std::fprintf(stderr, "cuda emulator: MINIDL_CUDA_EMULATOR_ORDER is '%s'; expected forward or reverse\n", order);
+    std::exit(2);
+  }();
+  return reverse;
+}
+
 // Runs one block to its end; false with run.error set on a fault.
 bool run_block(BlockRun& run) {
   const dim3 b = blockDim;
@@ -296,7 +355,8 @@ bool run_block(BlockRun& run) {
     make_context(f.context, run.stacks[i], kStackBytes, fiber_main);
   }
   for (;;) {
-    for (int i = 0; i < run.count; ++i) {
+    for (int k = 0; k < run.count; ++k) {
+      const int i = reverse_order() ? run.count - 1 - k : k;
       if (run.fibers[i].state != State::Ready) continue;
       run.current = i;
       threadIdx = run.fibers[i].index;

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "autograd/minidl.h"
@@ -24,13 +26,22 @@ TEST(CudaEmulator, ABarrierOrdersSharedMemoryAndItsAbsenceShows) {
     std::vector<float> out;
     ASSERT_EQ(neighbour_exchange(96, true, out, static_shared), cudaSuccess);
     for (int t = 0; t < 96; ++t) EXPECT_EQ(out[t], static_cast<float>((t + 1) % 96)) << "thread " << t;
-    // Without the barrier each thread runs to its end before the next starts, so it reads its
-    // neighbour's slot before the neighbour wrote it: the NaN that shared memory starts each block as
-    // (the barrier run above left the numbers there). Only the last thread reads a slot (thread 0's)
-    // already written.
+    // Without the barrier each thread runs to its end before the next starts. In the usual order each
+    // reads its neighbour's slot before the neighbour wrote it: the NaN that shared memory starts each
+    // block as (the run above left numbers there); only the last thread reads a written slot (thread
+    // 0's). In reverse order it is the other way round.
     ASSERT_EQ(neighbour_exchange(96, false, out, static_shared), cudaSuccess);
-    for (int t = 0; t < 95; ++t) EXPECT_TRUE(std::isnan(out[t])) << "thread " << t << " read " << out[t];
-    EXPECT_EQ(out[95], 0.0f);
+    const char* order = std::getenv("MINIDL_CUDA_EMULATOR_ORDER");
+    const bool reverse = order && std::string(order) == "reverse";
+    for (int t = 0; t < 95; ++t)
+      if (reverse)
+        EXPECT_EQ(out[t], static_cast<float>(t + 1)) << "thread " << t;
+      else
+        EXPECT_TRUE(std::isnan(out[t])) << "thread " << t << " read " << out[t];
+    if (reverse)
+      EXPECT_TRUE(std::isnan(out[95])) << "thread 95 read " << out[95];
+    else
+      EXPECT_EQ(out[95], 0.0f);
   }
 }
 
