@@ -33,7 +33,9 @@ extern thread_local dim3 blockDim;
 extern thread_local dim3 gridDim;
 constexpr int warpSize = 32;
 
-inline void __syncthreads() { minidl::emu::sync_threads(); }
+#define MINIDL_EMU_STRING2(x) #x
+#define MINIDL_EMU_STRING(x) MINIDL_EMU_STRING2(x)
+#define __syncthreads() ::minidl::emu::sync_threads(__FILE__ ":" MINIDL_EMU_STRING(__LINE__))
 inline void __syncwarp(unsigned mask = 0xffffffffu) {
   (void)minidl::emu::warp_exchange(minidl::emu::WarpOp::Sync, mask, 0, 0, 32);
 }

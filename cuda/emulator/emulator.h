@@ -4,13 +4,19 @@
 // launches; cuda/emulator/runtime.cpp stands in for the CUDA runtime library.
 //
 // Model: every launch runs at once, to completion, on the calling host thread (so every stream is always
-// idle and every event complete). Blocks run one after another; the threads of a block are fibers (ucontext)
-// that run one at a time until they reach a barrier (__syncthreads, a warp exchange, __syncwarp) or finish.
-// A barrier opens when every live thread that must meet there has arrived. That is enough for the results
-// of a race-free kernel; what it reports as an error, with the kernel and thread named:
-//   - a warp exchange whose mask names a lane that has exited, or that waits at a different barrier;
-//   - threads of a block waiting at barriers that can never all open (a __syncthreads in divergent code);
-//   - a launch configuration the H100 would refuse (threads, grid size, dynamic shared memory).
+// idle and every event complete). Blocks run one after another; the threads of a block are fibers that
+// run one at a time until they reach a barrier (__syncthreads, a warp exchange, __syncwarp) or finish.
+// A barrier opens when every live thread that must meet there has arrived; threads that have exited
+// count as arrived at a __syncthreads, as on the GPU. That is enough for the results of a race-free
+// kernel. What it reports, with the kernel and thread named (the grid stops and the launch's error,
+// for cudaGetLastError, is cudaErrorLaunchFailure):
+//   - a warp exchange whose mask names a lane that has exited or waits elsewhere. This is stricter than
+//     CUDA's minimum (which lets exited lanes drop out of a mask) and follows NVIDIA's guidance that
+//     every lane a mask names executes the same intrinsic;
+//   - threads waiting at different __syncthreads calls (a barrier in divergent code);
+//   - a launch the H100 would refuse for its threads, grid size or shared memory (static plus dynamic,
+//     against 48 KB or the kernel's opt-in); __launch_bounds__ is not checked;
+//   - misaligned cp.async and wmma addresses.
 // What it cannot see: every race between threads (a fiber runs until its barrier, so a missing
 // __syncthreads shows only when the reader's fiber runs before the writer's; MINIDL_CUDA_EMULATOR_ORDER=
 // reverse runs a block's threads last to first, for the races the usual order hides), the memory model,
@@ -39,7 +45,8 @@ struct LaunchConfig {
 
 // Runs `thread_body(closure)` once for every thread of the grid. `kernel` identifies the kernel for
 // cudaFuncSetAttribute's shared-memory limit; `name` is used in error messages. Returns cudaSuccess or the
-// error a GPU would give at launch; an error inside the kernel (see above) aborts with a message.
+// error a GPU would give at launch; a fault inside the kernel (see above) prints its message and
+// returns cudaErrorLaunchFailure.
 cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& config, void (*thread_body)(void*),
                      void* closure);
 
@@ -47,7 +54,8 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
 void set_last_error(cudaError_t error);
 
 // ---- what kernels call ------------------------------------------------------------------------------
-void sync_threads();
+// `site` names the __syncthreads call ("file:line"): threads waiting at different ones are a fault.
+void sync_threads(const char* site);
 
 enum class WarpOp : uint8_t { Sync, Index, Up, Down, Xor };
 // One lane's part of a warp exchange: returns the 8 bytes that lane `source` contributed (see warp.h).

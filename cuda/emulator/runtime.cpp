@@ -182,17 +182,20 @@ cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   Registry& r = registry();
   const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
-  {
+  {  // reserved before allocating, so that concurrent calls cannot pass the device's memory together
     const std::lock_guard lock(r.mutex);
     if (bytes > kDeviceMemory || r.device_bytes + rounded > kDeviceMemory) return fail(cudaErrorMemoryAllocation);
+    r.device_bytes += rounded;
   }
   // The size asked for, not the rounded one, so that under AddressSanitizer (-DMINIDL_SANITIZE=ON) a
   // kernel reading past its allocation is caught, as compute-sanitizer's memcheck would on the GPU.
   void* q = ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{256}, std::nothrow);
-  if (!q) return fail(cudaErrorMemoryAllocation);
   const std::lock_guard lock(r.mutex);
+  if (!q) {
+    r.device_bytes -= rounded;
+    return fail(cudaErrorMemoryAllocation);
+  }
   r.device_blocks[reinterpret_cast<uintptr_t>(q)] = bytes;  // the size asked for: a copy past it is an error
-  r.device_bytes += rounded;
   *p = q;
   return cudaSuccess;
 }

@@ -18,13 +18,14 @@
 #include "cuda/emulator/include/mma.h"
 
 // ---- fiber contexts ---------------------------------------------------------------------------------
-// On x86-64 a switch saves the callee-saved registers on the old stack and pops them from the new one:
-// about 20 instructions, where ucontext's swapcontext makes a system call (for the signal mask) each time
-// and took half the emulator's time. Elsewhere, ucontext.
+// On x86-64 a switch saves the callee-saved registers and the floating-point control words (as the
+// SysV ABI requires) on the old stack and restores them from the new one: about 25 instructions, where ucontext's
+// swapcontext makes a system call (for the signal mask) each time and took half the emulator's time. Elsewhere,
+// ucontext.
 #if defined(__x86_64__)
 extern "C" void minidl_emu_switch(void** save_sp, void* load_sp);
 asm(R"(
-  .text
+  .pushsection .text
   .globl minidl_emu_switch
   .type minidl_emu_switch, @function
 minidl_emu_switch:
@@ -34,8 +35,14 @@ minidl_emu_switch:
   pushq %r13
   pushq %r14
   pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
   movq %rsp, (%rdi)
   movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
   popq %r15
   popq %r14
   popq %r13
@@ -44,7 +51,7 @@ minidl_emu_switch:
   popq %rbp
   ret
   .size minidl_emu_switch, .-minidl_emu_switch
-  .section .note.GNU-stack, "", @progbits
+  .popsection
 )");
 
 #endif
@@ -83,6 +90,8 @@ void make_context(Context& c, void* stack, size_t bytes, void (*entry)()) {
   *--slot = nullptr;                              // entry's return address: it never returns
   *--slot = reinterpret_cast<void*>(entry);       // popped by ret
   for (int r = 0; r < 6; ++r) *--slot = nullptr;  // rbp, rbx, r12-r15
+  // MXCSR and the x87 control word: the defaults (round to nearest, exceptions masked).
+  *--slot = reinterpret_cast<void*>(uintptr_t{0x037F} << 32 | 0x1F80);
   c.sp = slot;
 #else
   getcontext(&c.uc);
@@ -155,6 +164,7 @@ struct Fiber {
   Context context;
   State state = State::Ready;
   uint3 index{};
+  const char* site = nullptr;  // the __syncthreads this thread waits at (file:line)
   // The warp exchange this thread waits in.
   WarpOp op{};
   unsigned mask = 0;
@@ -175,11 +185,19 @@ struct BlockRun {
   void* closure = nullptr;
   const char* kernel = "";
   std::string error;
-  std::vector<unsigned char> dynamic_shared;
+  // Dynamic shared memory: exactly the launch's bytes, so that AddressSanitizer sees an overrun.
+  unsigned char* dynamic_shared = nullptr;
+  size_t dynamic_bytes = 0, shared_limit = 0, static_shared = 0;
   std::vector<const void*> poisoned;  // the static shared variables already filled in this block
 
   ~BlockRun() {
     for (void* s : stacks) munmap(s, kStackBytes);
+    set_dynamic_shared(0);
+  }
+  void set_dynamic_shared(size_t bytes) {
+    if (dynamic_shared) ::operator delete (dynamic_shared, std::align_val_t{128});
+    dynamic_shared = static_cast<unsigned char*>(::operator new (bytes, std::align_val_t{128}));
+    dynamic_bytes = bytes;
   }
   Fiber& self() { return fibers[current]; }
 };
@@ -202,9 +220,9 @@ std::string where(const BlockRun& run, int thread) {
   return os.str();
 }
 
-// Stops the grid: the fiber that found the fault is not resumed again.
-[[noreturn]] void fault(BlockRun& run, const std::string& message) {
-  run.error = message;
+// Stops the grid after a fault found in a thread (run.error says what): that fiber is never resumed,
+// so the message must already be built, not a temporary on its stack.
+[[noreturn]] void abandon_thread(BlockRun& run) {
   switch_context(run.self().context, run.scheduler, true);
   std::abort();  // never resumed
 }
@@ -244,14 +262,17 @@ const char* op_name(WarpOp op) {
 }
 
 // The lane whose value lane `lane` receives, or `lane` itself where CUDA returns the caller's own value.
+// Source lanes wrap modulo the width and a lane mask uses its low five bits, as shfl.sync does; a delta
+// outside [0, 32) reaches past any group, so the caller's own value.
 int source_lane(const Fiber& f, int lane) {
   const int w = f.width, start = lane & ~(w - 1);
+  const bool far = f.arg < 0 || f.arg >= 32;
   switch (f.op) {
     case WarpOp::Sync: return lane;
     case WarpOp::Index: return start + (f.arg & (w - 1));
-    case WarpOp::Up: return lane - f.arg >= start ? lane - f.arg : lane;
-    case WarpOp::Down: return lane + f.arg < start + w ? lane + f.arg : lane;
-    case WarpOp::Xor: return (lane ^ f.arg) < start + w ? lane ^ f.arg : lane;
+    case WarpOp::Up: return !far && lane - f.arg >= start ? lane - f.arg : lane;
+    case WarpOp::Down: return !far && lane + f.arg < start + w ? lane + f.arg : lane;
+    case WarpOp::Xor: return (lane ^ (f.arg & 31)) < start + w ? lane ^ (f.arg & 31) : lane;
   }
   return lane;
 }
@@ -295,7 +316,7 @@ bool open_warp_exchanges(BlockRun& run, bool& opened) {
         if (!(f.mask >> m & 1u)) continue;
         Fiber& g = run.fibers[w0 + m];
         const int src = source_lane(g, m);
-        if (src >= lanes || !(f.mask >> src & 1u)) {
+        if (src < 0 || src >= lanes || !(f.mask >> src & 1u)) {
           run.error = op_name(g.op) + std::string(" in ") + describe(m) + ": reads lane " + std::to_string(src) +
                       ", which is not in the mask";
           return false;
@@ -376,7 +397,20 @@ bool run_block(BlockRun& run) {
       run.error = describe_deadlock(run);
       return false;
     }
-    // Threads that have exited count as arrived, as on the GPU.
+    // Threads that have exited count as arrived, as on the GPU. Threads waiting at different
+    // __syncthreads calls would meet on the GPU's one barrier too, but that is a barrier in divergent
+    // code, which the Programming Guide forbids: reported.
+    const char* site = nullptr;
+    for (int i = 0; i < run.count; ++i) {
+      const Fiber& f = run.fibers[i];
+      if (f.state != State::AtBarrier) continue;
+      if (!site) site = f.site;
+      if (std::strcmp(site, f.site) != 0) {
+        run.error = where(run, i) + " waits at __syncthreads at " + f.site + " while others wait at " + site +
+                    " (a barrier in divergent code)";
+        return false;
+      }
+    }
     for (int i = 0; i < run.count; ++i)
       if (run.fibers[i].state == State::AtBarrier) run.fibers[i].state = State::Ready;
   }
@@ -427,7 +461,8 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
   run.closure = closure;
   run.kernel = name;
   run.error.clear();
-  run.dynamic_shared.resize(std::max<size_t>(c.shared_bytes, 16) + 128);
+  run.set_dynamic_shared(c.shared_bytes);
+  run.shared_limit = limit;
   gridDim = c.grid;
   blockDim = c.block;
   t_run = &run;
@@ -437,8 +472,9 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
       for (unsigned x = 0; ok && x < c.grid.x; ++x) {
         blockIdx = uint3{x, y, z};
         // Shared memory starts as NaNs, so a read before any write shows in the results.
-        std::memset(run.dynamic_shared.data(), 0xff, run.dynamic_shared.size());
+        std::memset(run.dynamic_shared, 0xff, run.dynamic_bytes);
         run.poisoned.clear();
+        run.static_shared = 0;
         ok = run_block(run);
       }
   t_run = nullptr;
@@ -449,17 +485,20 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
   return cudaSuccess;
 }
 
-void sync_threads() {
+void sync_threads(const char* site) {
   BlockRun& run = running("__syncthreads");
+  run.self().site = site;
   yield(run, State::AtBarrier);
 }
 
 uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {
   BlockRun& run = running("a warp exchange");
   Fiber& f = run.self();
-  if (width <= 0 || width > 32 || (width & (width - 1)) != 0)
-    fault(run, std::string(op_name(op)) + " in " + where(run, run.current) + ": width " + std::to_string(width) +
-                   " is not a power of two up to 32");
+  if (width <= 0 || width > 32 || (width & (width - 1)) != 0) {
+    run.error = std::string(op_name(op)) + " in " + where(run, run.current) + ": width " + std::to_string(width) +
+                " is not a power of two up to 32";
+    abandon_thread(run);
+  }
   f.op = op;
   f.mask = mask;
   f.value = value;
@@ -469,28 +508,36 @@ uint64_t warp_exchange(WarpOp op, unsigned mask, uint64_t value, int arg, int wi
   return run.self().result;
 }
 
-void* dynamic_shared() {
-  BlockRun& run = running("extern __shared__");
-  // 128-byte aligned, as the GPU's dynamic shared memory is at least.
-  const auto p = reinterpret_cast<uintptr_t>(run.dynamic_shared.data());
-  return reinterpret_cast<void*>((p + 127) & ~uintptr_t{127});
-}
+void* dynamic_shared() { return running("extern __shared__").dynamic_shared; }
 
 void poison_shared(void* variable, size_t bytes) {
   BlockRun& run = running("a __shared__ declaration");
   if (std::find(run.poisoned.begin(), run.poisoned.end(), variable) != run.poisoned.end()) return;
   std::memset(variable, 0xff, bytes);
   run.poisoned.push_back(variable);
+  // The GPU counts static and dynamic shared memory together against the block's limit; static alone
+  // may not pass 48 KB.
+  run.static_shared += bytes;
+  if (run.static_shared > kDefaultSharedLimit || run.static_shared + run.dynamic_bytes > run.shared_limit) {
+    run.error = where(run, run.current) + ": " + std::to_string(run.static_shared) + " bytes of static and " +
+                std::to_string(run.dynamic_bytes) + " of dynamic shared memory pass the block's limit of " +
+                std::to_string(run.static_shared > kDefaultSharedLimit ? kDefaultSharedLimit : run.shared_limit);
+    abandon_thread(run);
+  }
 }
 
 void pipeline_copy(void* dst, const void* src, size_t bytes, size_t zero_fill) {
   BlockRun& run = running("__pipeline_memcpy_async");
-  if ((bytes != 4 && bytes != 8 && bytes != 16) || zero_fill > bytes)
-    fault(run, "__pipeline_memcpy_async in " + where(run, run.current) + ": " + std::to_string(bytes) + " bytes with " +
-                   std::to_string(zero_fill) + " zero-filled");
-  if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes)
-    fault(run, "__pipeline_memcpy_async in " + where(run, run.current) + ": an address not aligned to " +
-                   std::to_string(bytes) + " bytes");
+  if ((bytes != 4 && bytes != 8 && bytes != 16) || zero_fill > bytes) {
+    run.error = "__pipeline_memcpy_async in " + where(run, run.current) + ": " + std::to_string(bytes) +
+                " bytes with " + std::to_string(zero_fill) + " zero-filled";
+    abandon_thread(run);
+  }
+  if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes) {
+    run.error = "__pipeline_memcpy_async in " + where(run, run.current) + ": an address not aligned to " +
+                std::to_string(bytes) + " bytes";
+    abandon_thread(run);
+  }
   run.self().open_group.push_back(
       {static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src), bytes, zero_fill});
 }
@@ -513,4 +560,12 @@ void pipeline_wait_prior(size_t groups) {
 
 namespace nvcuda::wmma::detail {
 int lane() { return minidl::emu::running("a wmma operation").current % 32; }
+
+void check(bool ok, const char* what) {
+  if (ok) return;
+  minidl::emu::BlockRun& run = minidl::emu::running(what);
+  run.error = std::string(what) + " in " + minidl::emu::where(run, run.current) +
+              ": the pointer must be 32-byte aligned and ldm a multiple of 16 bytes";
+  minidl::emu::abandon_thread(run);
+}
 }  // namespace nvcuda::wmma::detail

@@ -11,6 +11,7 @@
 //     -> __shared__ float tile[16][17]; ::minidl::emu::poison_shared(&tile, sizeof(tile));
 // and puts #include "cuda/emulator/emulate.h" first.
 //   translate INPUT OUTPUT
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <fstream>
@@ -19,10 +20,43 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'; }
+
+// For each character: whether it is code, rather than part of a comment or a string or character literal.
+std::vector<bool> code_mask(const std::string& s) {
+  std::vector<bool> code(s.size(), true);
+  for (size_t i = 0; i < s.size();) {
+    size_t end = i;
+    if (s.compare(i, 2, "//") == 0) {
+      end = s.find('\n', i);
+    } else if (s.compare(i, 2, "/*") == 0) {
+      end = s.find("*/", i + 2);
+      if (end != std::string::npos) end += 2;
+    } else if (s[i] == '"' || s[i] == '\'') {
+      end = i + 1;
+      while (end < s.size() && s[end] != s[i] && s[end] != '\n') end += s[end] == '\\' ? 2 : 1;
+      ++end;
+    } else {
+      ++i;
+      continue;
+    }
+    end = std::min(end, s.size());
+    for (size_t k = i; k < end; ++k) code[k] = false;
+    i = end;
+  }
+  return code;
+}
+
+// The first occurrence of `what` at or after `from` that is code.
+size_t find_code(const std::string& s, const std::vector<bool>& code, const std::string& what, size_t from) {
+  for (size_t at = s.find(what, from); at != std::string::npos; at = s.find(what, at + 1))
+    if (code[at]) return at;
+  return std::string::npos;
+}
 
 // Where the kernel expression ending just before `end` starts: a name, possibly qualified, possibly
 // followed by template arguments.
@@ -64,10 +98,12 @@ std::set<std::string> template_kernels(const std::string& s) {
 
 std::string translate_launches(const std::string& s, const std::string& file) {
   const std::set<std::string> templates = template_kernels(s);
+  const std::vector<bool> code = code_mask(s);
   std::string out;
   size_t done = 0;
-  for (size_t open = s.find("<<<"); open != std::string::npos; open = s.find("<<<", open + 3)) {
-    const size_t close = s.find(">>>", open);
+  for (size_t open = find_code(s, code, "<<<", 0); open != std::string::npos;
+       open = find_code(s, code, "<<<", open + 3)) {
+    const size_t close = find_code(s, code, ">>>", open);
     if (close == std::string::npos) throw std::runtime_error(file + ": a <<< without its >>>");
     const size_t start = callee_start(s, open);
     if (start < done || start == open) throw std::runtime_error(file + ": no kernel name before a <<<");
@@ -97,20 +133,33 @@ std::string translate_dynamic_shared(const std::string& s) {
 
 // Each static __shared__ declaration is followed by a call that fills the variable with NaN bytes when
 // the block's first thread reaches it, so that a read before any thread's write shows in the results (as
-// dynamic shared memory does). Comment lines are left alone.
-std::string poison_static_shared(const std::string& s) {
+// dynamic shared memory does). A declaration this cannot handle (several variables, several lines) is an
+// error rather than a variable left unfilled.
+std::string poison_static_shared(const std::string& s, const std::string& file) {
   static const std::regex declaration(
-      R"(^(\s*__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?[A-Za-z_][\w:<>, ]*\s+([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)*;))");
-  std::istringstream in(s);
-  std::string out, line;
-  while (std::getline(in, line)) {
+      R"(^__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?[A-Za-z_][\w:<>, ]*\s+([A-Za-z_]\w*)\s*(?:\[[^\]]*\]\s*)*;)");
+  const std::vector<bool> code = code_mask(s);
+  std::string out;
+  size_t done = 0;
+  for (size_t at = find_code(s, code, "__shared__", 0); at != std::string::npos;
+       at = find_code(s, code, "__shared__", at + 1)) {
+    const size_t line_start = s.rfind('\n', at) == std::string::npos ? 0 : s.rfind('\n', at) + 1;
+    const size_t line_end = std::min(s.find('\n', at), s.size());
+    const std::string line = s.substr(line_start, line_end - line_start), rest = s.substr(at, line_end - at);
     std::smatch m;
-    if (std::regex_search(line, m, declaration))
-      line = m[1].str() + " ::minidl::emu::poison_shared(&" + m[2].str() + ", sizeof(" + m[2].str() + "));" +
-             m.suffix().str();
-    out += line + "\n";
+    if (!std::regex_search(rest, m, declaration)) {
+      const auto number = std::count(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(at), '\n') + 1;
+      throw std::runtime_error(file + ":" + std::to_string(number) +
+                               ": a __shared__ declaration the emulator cannot fill (declare one variable per "
+                               "declaration, on one line): " +
+                               line);
+    }
+    const size_t after = at + static_cast<size_t>(m.length(0));
+    out += s.substr(done, after - done) + " ::minidl::emu::poison_shared(&" + m[1].str() + ", sizeof(" + m[1].str() +
+           "));";
+    done = after;
   }
-  return out;
+  return out + s.substr(done);
 }
 
 }  // namespace
@@ -128,7 +177,8 @@ int main(int argc, char** argv) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   try {
-    const std::string body = translate_launches(poison_static_shared(translate_dynamic_shared(buffer.str())), argv[1]);
+    const std::string body =
+        translate_launches(poison_static_shared(translate_dynamic_shared(buffer.str()), argv[1]), argv[1]);
     std::ofstream out(argv[2], std::ios::binary);
     out << "#include \"cuda/emulator/emulate.h\"\n#line 1 " << quoted(argv[1]) << "\n" << body;
     if (!out) {

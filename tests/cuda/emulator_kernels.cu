@@ -11,6 +11,8 @@
 namespace minidl::emulator_test {
 namespace {
 
+namespace wmma = nvcuda::wmma;
+
 // Copies n device values back and frees them; the launch error wins over a copy error.
 template <class T>
 cudaError_t finish(cudaError_t launch, T* device, size_t n, std::vector<T>& out) {
@@ -71,6 +73,32 @@ __global__ void mixed_barrier_kernel() {
 
 __global__ void empty_kernel() {}
 
+__global__ void divergent_barrier_kernel() {
+  if (threadIdx.x < 16) {
+    __syncthreads();
+  } else {
+    __syncthreads();
+  }
+}
+
+__global__ void static_shared_kernel(float* out) {
+  __shared__ float big[10 * 1024];
+  big[threadIdx.x] = 1.0f;
+  out[threadIdx.x] = big[threadIdx.x];
+}
+
+__global__ void far_shuffle_kernel(int* out) {
+  const int lane = static_cast<int>(threadIdx.x);
+  out[lane * 2] = __shfl_xor_sync(0xffffffffu, lane, 33);
+  out[lane * 2 + 1] = __shfl_down_sync(0xffffffffu, lane, 40);
+}
+
+__global__ void misaligned_wmma_kernel(float* c) {
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::fill_fragment(acc, 1.0f);
+  wmma::store_matrix_sync(c + 1, acc, 16, wmma::mem_row_major);
+}
+
 __global__ void pipeline_kernel(const float* src, float* out, int zero_fill) {
   __shared__ __align__(16) float stage[16];
   const unsigned t = threadIdx.x;
@@ -81,8 +109,6 @@ __global__ void pipeline_kernel(const float* src, float* out, int zero_fill) {
   __pipeline_wait_prior(0);
   out[t * 2 + 1] = stage[t * 4 + 3];
 }
-
-namespace wmma = nvcuda::wmma;
 
 __global__ void wmma_kernel(const float* a, const float* b, float* c, int skipping_lane) {
   wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
@@ -130,6 +156,31 @@ cudaError_t shuffle_after_exit(int live) {
 cudaError_t barrier_and_warp_sync_mixed() {
   mixed_barrier_kernel<<<1, 32>>>();
   return cudaGetLastError();
+}
+
+cudaError_t divergent_barriers() {
+  divergent_barrier_kernel<<<1, 32>>>();
+  return cudaGetLastError();
+}
+
+cudaError_t static_and_dynamic_shared(size_t dynamic) {
+  std::vector<float> out;
+  float* d = device_buffer<float>(32);
+  static_shared_kernel<<<1, 32, dynamic>>>(d);
+  return finish(cudaGetLastError(), d, 32, out);
+}
+
+cudaError_t far_shuffles(std::vector<int>& out) {
+  int* d = device_buffer<int>(64);
+  far_shuffle_kernel<<<1, 32>>>(d);
+  return finish(cudaGetLastError(), d, 64, out);
+}
+
+cudaError_t misaligned_wmma_store() {
+  std::vector<float> out;
+  float* d = device_buffer<float>(512);
+  misaligned_wmma_kernel<<<1, 32>>>(d);
+  return finish(cudaGetLastError(), d, 512, out);
 }
 
 cudaError_t empty_launch(dim3 grid, dim3 block, size_t shared, int opt_in) {

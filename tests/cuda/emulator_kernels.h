@@ -27,6 +27,18 @@ cudaError_t shuffle_after_exit(int live);
 // Threads below 16 wait at __syncthreads while the rest of their warp waits at a full-mask __syncwarp.
 cudaError_t barrier_and_warp_sync_mixed();
 
+// Threads below 16 wait at one __syncthreads, the others at another.
+cudaError_t divergent_barriers();
+
+// A kernel with 40 KB of static shared memory, launched with `dynamic` bytes of dynamic shared memory.
+cudaError_t static_and_dynamic_shared(size_t dynamic);
+
+// Shuffles with arguments outside [0, 32): xor with lane mask 33 and down by 40, per lane.
+cudaError_t far_shuffles(std::vector<int>& out);
+
+// A wmma store to a pointer one float past a 32-byte boundary.
+cudaError_t misaligned_wmma_store();
+
 // One empty kernel with the given configuration and dynamic shared memory; `opt_in` > 0 calls
 // cudaFuncSetAttribute for that many bytes first (its error is returned if it fails).
 cudaError_t empty_launch(dim3 grid, dim3 block, size_t shared, int opt_in);

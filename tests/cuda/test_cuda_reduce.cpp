@@ -83,6 +83,21 @@ TEST(CudaReduce, ViewsAndTheLayoutsOfEachKernelPath) {
       "sum of a single element", [](const std::vector<Tensor>& v) { return sum(v[0]); }, {{{1}}}, kExact, kExact);
 }
 
+// A NaN anywhere in a reduced run makes max and min NaN, on both devices, whichever segment and lane it
+// falls in (the partial results of other lanes must not replace it when they merge).
+TEST(CudaReduce, NanWinsInMaxAndMinAsOnTheCpu) {
+  REQUIRE_GPU();
+  Generator gen(4);
+  std::vector<double> v = rand({7, 33, 5}, {}, &gen, -2, 2).values<double>();
+  for (size_t i : {size_t{3}, size_t{170}, size_t{171}, size_t{1154}}) v[i] = std::nan("");
+  const Tensor x = from_vector(v, {7, 33, 5});
+  for (const auto& dims : dim_subsets(3)) {
+    SCOPED_TRACE("over " + dims_str(dims));
+    EXPECT_CLOSE(max(x.to(kGpu), dims), max(x, dims), 0, 0);
+    EXPECT_CLOSE(min(x.to(kGpu), dims), min(x, dims), 0, 0);
+  }
+}
+
 TEST(CudaReduce, ArgmaxPicksTheFirstMaximumLikeTheCpu) {
   REQUIRE_GPU();
   const Tensor x = from_vector({1.0, 3.0, 3.0, -1.0, 2.0, 2.0, 2.0, 0.0, 5.0, NAN, 5.0, NAN}, {3, 4});

@@ -1,9 +1,11 @@
 // Stands in for the toolkit's mma.h in the emulated build (cuda/emulator/emulator.h): the part of
 // nvcuda::wmma that the TF32 GEMM uses (m16n16k8, tf32 inputs, float accumulators).
 //
-// An accumulator is spread over the warp as on the GPU, eight elements per lane: lane l holds elements
-// l, l + 32, ..., l + 224 of the row-major 16 x 16 tile. So a lane that skips a store, a fill or an mma
-// leaves its eighth of the tile wrong, and the kernel's test sees it. The inputs are simpler: every lane
+// An accumulator is spread over the warp, eight elements per lane as on the GPU: lane l holds elements
+// l, l + 32, ..., l + 224 of the row-major 16 x 16 tile (CUDA leaves its own mapping unspecified, so a
+// kernel may not rely on either). So a lane that skips a store, a fill or an mma leaves its eighth of the
+// tile wrong, and the kernel's test sees it. Loads and stores check CUDA's rules: a 32-byte aligned
+// pointer and ldm a multiple of 16 bytes. The inputs are simpler: every lane
 // holds the whole 16 x 8 (a) or 8 x 16 (b) tile, which the kernels only convert element by element and
 // pass to mma_sync. The products are summed in float in k order; a tensor core's order and rounding
 // differ, which the TF32 tests' tolerance covers.
@@ -29,6 +31,9 @@ enum layout_t { mem_row_major, mem_col_major };
 namespace detail {
 // This lane's index in its warp.
 int lane();
+// Stops the kernel with a fault unless `ok` (pointer alignment and ldm of a load or store).
+void check(bool ok, const char* what);
+inline bool valid(const float* p, unsigned ldm) { return reinterpret_cast<uintptr_t>(p) % 32 == 0 && ldm % 4 == 0; }
 }  // namespace detail
 
 template <class Use, int M, int N, int K, class T, class Layout = void>
@@ -57,6 +62,7 @@ template <class Use, class Layout>
 void load_matrix_sync(fragment<Use, 16, 16, 8, precision::tf32, Layout>& f, const float* p, unsigned ldm) {
   using F = fragment<Use, 16, 16, 8, precision::tf32, Layout>;
   constexpr bool row = std::is_same_v<Layout, row_major>;
+  detail::check(detail::valid(p, ldm), "wmma::load_matrix_sync");
   for (int r = 0; r < F::rows; ++r)
     for (int c = 0; c < F::cols; ++c) f.x[r * F::cols + c] = row ? p[r * ldm + c] : p[c * ldm + r];
 }
@@ -79,6 +85,7 @@ void mma_sync(fragment<accumulator, 16, 16, 8, float>& d, const fragment<matrix_
 
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 8, float>& f, unsigned ldm,
                               layout_t layout) {
+  detail::check(detail::valid(p, ldm), "wmma::store_matrix_sync");
   for (int t = 0; t < 8; ++t) {
     const int pos = fragment<accumulator, 16, 16, 8, float>::position(t), r = pos / 16, c = pos % 16;
     p[layout == mem_row_major ? r * ldm + c : c * ldm + r] = f.x[t];
