@@ -192,7 +192,7 @@ struct BlockRun {
 
   ~BlockRun() {
     for (void* s : stacks) munmap(s, kStackBytes);
-    set_dynamic_shared(0);
+    if (dynamic_shared) ::operator delete (dynamic_shared, std::align_val_t{128});
   }
   void set_dynamic_shared(size_t bytes) {
     if (dynamic_shared) ::operator delete (dynamic_shared, std::align_val_t{128});
