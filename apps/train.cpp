@@ -144,9 +144,9 @@ int main(int argc, char** argv) {
       MINIDL_CHECK(!file.is_discarded(), "train: ", config_file, " is not valid JSON");
       device_given |= file.is_object() && file.contains("device");
     }
-    // No device named and a GPU present (not the emulator, which is for tests): the small preset on it (unless a preset or config says which
-    // model); otherwise the defaults, tiny on the CPU. --preset is the base that the config file's model
-    // keys change.
+    // No device named and a real GPU present (the emulator is for tests): the small preset on it (unless a
+    // preset or config says which model); otherwise the defaults, tiny on the CPU. --preset is the base
+    // that the config file's model keys change.
     const bool gpu_default = !resume && !device_given && cuda_device_count() > 0 && !cuda_emulated();
     if (!preset.empty()) {
       const bool file_preset =

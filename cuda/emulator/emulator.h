@@ -53,6 +53,11 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
 // cudaGetLastError's state, set by a refused launch (runtime.cpp).
 void set_last_error(cudaError_t error);
 
+// MINIDL_CUDA_EMULATOR_ORDER=reverse: a block's threads run last to first. A missing barrier shows only
+// where the reader runs before the writer, so each order finds races the other hides; scripts/test runs
+// the CUDA tests in both. Anything but forward or reverse stops the program with a message.
+bool reverse_order();
+
 // ---- what kernels call ------------------------------------------------------------------------------
 // `site` names the __syncthreads call ("file:line"): threads waiting at different ones are a fault.
 void sync_threads(const char* site);

@@ -64,18 +64,32 @@ bool on_device(const void* p, size_t n) {
   return a + n <= it->first + it->second;
 }
 
-bool valid_stream(cudaStream_t s) {
-  if (!s) return true;  // the legacy default stream
+// Streams and events are opaque handles: a fresh address, live from creation to destruction.
+template <class Handle>
+cudaError_t create_handle(std::set<const void*>& live, Handle* h) {
+  *h = reinterpret_cast<Handle>(new char);
   Registry& r = registry();
   const std::lock_guard lock(r.mutex);
-  return r.streams.count(s) != 0;
+  live.insert(*h);
+  return cudaSuccess;
 }
 
-bool valid_event(cudaEvent_t e) {
+cudaError_t destroy_handle(std::set<const void*>& live, const void* h) {
   Registry& r = registry();
   const std::lock_guard lock(r.mutex);
-  return r.events.count(e) != 0;
+  if (!live.erase(h)) return fail(cudaErrorInvalidResourceHandle);
+  delete static_cast<const char*>(h);
+  return cudaSuccess;
 }
+
+bool is_live(const std::set<const void*>& live, const void* h) {
+  Registry& r = registry();
+  const std::lock_guard lock(r.mutex);
+  return live.count(h) != 0;
+}
+
+bool valid_stream(cudaStream_t s) { return !s || is_live(registry().streams, s); }  // null: the legacy stream
+bool valid_event(cudaEvent_t e) { return is_live(registry().events, e); }
 
 }  // namespace
 
@@ -260,23 +274,9 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t s) {
 cudaError_t cudaMemset(void* p, int value, size_t n) { return cudaMemsetAsync(p, value, n, nullptr); }
 
 // ---- streams and events --------------------------------------------------------------------------------
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
-  *s = reinterpret_cast<cudaStream_t>(new char);
-  Registry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  r.streams.insert(*s);
-  return cudaSuccess;
-}
-
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return create_handle(registry().streams, s); }
 cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
-
-cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  Registry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  if (!r.streams.erase(s)) return fail(cudaErrorInvalidResourceHandle);
-  delete reinterpret_cast<char*>(s);
-  return cudaSuccess;
-}
+cudaError_t cudaStreamDestroy(cudaStream_t s) { return destroy_handle(registry().streams, s); }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   return valid_stream(s) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
@@ -286,23 +286,9 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   return valid_stream(s) && valid_event(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
-  *e = reinterpret_cast<cudaEvent_t>(new char);
-  Registry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  r.events.insert(*e);
-  return cudaSuccess;
-}
-
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) { return create_handle(registry().events, e); }
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
-
-cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  Registry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  if (!r.events.erase(e)) return fail(cudaErrorInvalidResourceHandle);
-  delete reinterpret_cast<char*>(e);
-  return cudaSuccess;
-}
+cudaError_t cudaEventDestroy(cudaEvent_t e) { return destroy_handle(registry().events, e); }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   return valid_stream(s) && valid_event(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);

@@ -35,9 +35,8 @@ inline const Device kGpu = Device::cuda(0);
 // The CUDA emulator (-DMINIDL_CUDA=EMULATE, cuda/emulator/emulator.h) runs the kernels on the CPU, each
 // launch to its end before the call returns. Tests of what only a real device has (work still queued
 // while the host goes on) skip there; every other test runs the same.
-inline bool emulated() { return cuda_emulated(); }
 #define SKIP_IF_EMULATED(why) \
-  if (::minidl::cuda_test::emulated()) GTEST_SKIP() << "the CUDA emulator runs every launch at once: " << why
+  if (::minidl::cuda_emulated()) GTEST_SKIP() << "the CUDA emulator runs every launch at once: " << why
 
 // Worst-element comparison; returns a description of the first failure, or "" when every element is
 // within atol + rtol |expected|. NaN must meet NaN, inf the same inf.

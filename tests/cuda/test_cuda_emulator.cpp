@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "autograd/minidl.h"
+#include "cuda/emulator/emulator.h"
 #include "tests/cuda/emulator_kernels.h"
 
 namespace minidl::emulator_test {
@@ -31,8 +31,7 @@ TEST(CudaEmulator, ABarrierOrdersSharedMemoryAndItsAbsenceShows) {
     // block as (the run above left numbers there); only the last thread reads a written slot (thread
     // 0's). In reverse order it is the other way round.
     ASSERT_EQ(neighbour_exchange(96, false, out, static_shared), cudaSuccess);
-    const char* order = std::getenv("MINIDL_CUDA_EMULATOR_ORDER");
-    const bool reverse = order && std::string(order) == "reverse";
+    const bool reverse = emu::reverse_order();
     for (int t = 0; t < 95; ++t)
       if (reverse)
         EXPECT_EQ(out[t], static_cast<float>(t + 1)) << "thread " << t;
