@@ -74,8 +74,19 @@ __device__ __forceinline__ float lane_of(const float4& v, int j) {
 }
 
 // ---- 1. SIMT -----------------------------------------------------------------------------------------
+// Registers per thread the compiler may use, given to __launch_bounds__ as blocks per SM. 128 for the
+// big tile lets two of its blocks share an SM's 64K registers in every layout (unbounded, the mixed
+// layouts' transposing stores took 149: one block per SM). The small tiles took 48 and 56 unbounded;
+// 48 and 64 keep them there without spills (a hint of one block per SM had let them grow to 79).
+// Figures from ptxas for sm_90 (tools/kernel_report.py).
+template <int BM, int BN, int TM, int TN>
+constexpr int simt_min_blocks() {
+  constexpr int registers = BM >= 128 ? 128 : BM >= 64 ? 48 : 64;
+  return 65536 / ((BM / TM) * (BN / TN) * registers);
+}
+
 template <int BM, int BN, int BK, int TM, int TN, bool kARow, bool kBRow>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), (simt_min_blocks<BM, BN, TM, TN>()))
     sgemm_simt(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
                Batch batch, bool vec_a, bool vec_b, bool vec_c) {
   constexpr int TX = BN / TN, TY = BM / TM, T = TX * TY, PAD = 4;
