@@ -12,7 +12,8 @@
 // the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
 // position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
 // offset) comes from a small table built on the device before the launch, so the gather costs a table
-// read, three bounds checks and one load instead of a cascade of integer divisions.
+// read, three bounds checks and one load instead of a cascade of integer divisions. The divisions left
+// in the loops (by the output plane, by the stride) are a multiply and a shift (fast_divide.h).
 //
 // Positions outside the input read as zero (padding). The data gradient of a strided convolution visits
 // every (input position, kernel offset) pair and keeps those that land on an output: simple, exact, and
@@ -23,6 +24,7 @@
 #include <algorithm>
 
 #include "cuda/common.cuh"
+#include "cuda/fast_divide.h"
 #include "cuda/kernels.h"
 
 namespace minidl::cuda {
@@ -36,6 +38,8 @@ struct Geom {
   int batch, cin, cout, groups, cin_g, cout_g;
   int in[3], kernel[3], out[3], stride[3], pad[3], dil[3];
   int KK, P, Q, K;  // kernel volume, output plane, input plane, C_in/G * KK
+  // Division by the output plane and by the strides in the inner loops, without a divider.
+  FastDivide by_P, by_stride[3];
 };
 
 Geom geom_of(const ConvShape& s) {
@@ -59,6 +63,8 @@ Geom geom_of(const ConvShape& s) {
     g.Q *= g.in[d];
   }
   g.K = g.cin_g * g.KK;
+  g.by_P = FastDivide::of(std::max(g.P, 1));
+  for (int d = 0; d < 3; ++d) g.by_stride[d] = FastDivide::of(g.stride[d]);
   return g;
 }
 
@@ -234,9 +240,11 @@ struct DataGrad {
     const int t[3] = {c.z - reach(e.y, 0), c.y - reach(e.y, 1), c.x - reach(e.y, 2)};
 #pragma unroll
     for (int d = 0; d < 3; ++d) {
-      if (t[d] < 0 || t[d] % g.stride[d] != 0) return 0.0f;
-      o[d] = t[d] / g.stride[d];
-      if (o[d] >= g.out[d]) return 0.0f;
+      if (t[d] < 0) return 0.0f;
+      uint32_t q, r;
+      g.by_stride[d].divmod(t[d], q, r);
+      if (r != 0 || q >= static_cast<uint32_t>(g.out[d])) return 0.0f;
+      o[d] = static_cast<int>(q);
     }
     return gy[c.base + e.x + (static_cast<int64_t>(o[0]) * g.out[1] + o[1]) * g.out[2] + o[2]];
   }
@@ -279,11 +287,13 @@ struct WeightGrad {
     return {e.x, e.y};
   }
   __device__ float a(int m, int k) const {
-    const int b = k / g.P, p = k - b * g.P;
+    uint32_t b, p;
+    g.by_P.divmod(k, b, p);
     return gy[(static_cast<int64_t>(b) * g.cout + group * g.cout_g + m) * g.P + p];
   }
   __device__ float b(const Column& c, int k) const {
-    const int bi = k / g.P, p = k - bi * g.P;
+    uint32_t bi, p;
+    g.by_P.divmod(k, bi, p);
     const int4 corner = corners[p];
     if (!inside(corner.x + reach(c.reach, 0), corner.y + reach(c.reach, 1), corner.z + reach(c.reach, 2), g.in))
       return 0.0f;
