@@ -144,6 +144,27 @@ TEST(CudaGemm, BatchesBroadcastAndVectors) {
   });
 }
 
+// Batch dims that merge into one (a contiguous [2, 3] batch is 6 matrices at one stride) and batch dims
+// that cannot (a transposed batch: the outer dim's stride is the smaller), and a right operand with
+// neither matrix index contiguous, which is copied to row-major with its batch dims kept.
+TEST(CudaGemm, BatchDimsMergedOrNotAndACopiedRightOperand) {
+  REQUIRE_GPU();
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    const Tolerance t = tol_for(path, 72);
+    compare_op(
+        std::string(name) + " [2, 3] batch, merged", [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); },
+        {{{2, 3, 65, 72}}, {{2, 3, 72, 68}}}, t, t);
+    compare_op(
+        std::string(name) + " transposed batch, not merged",
+        [](const std::vector<Tensor>& v) { return matmul(v[0].transpose(0, 1), v[1].transpose(0, 1)); },
+        {{{3, 2, 65, 72}}, {{3, 2, 72, 68}}}, t, t);
+    compare_op(
+        std::string(name) + " B strided both ways, batched",
+        [](const std::vector<Tensor>& v) { return matmul(v[0], v[1].slice(1, 0, 144, 2).slice(2, 0, 136, 2)); },
+        {{{2, 65, 72}}, {{2, 144, 136}}}, t, t);
+  });
+}
+
 TEST(CudaGemm, RawSgemmWithLeadingDimensions) {
   REQUIRE_GPU();
   // C [M, N] inside a wider buffer (ldc > N): the columns beyond N must stay untouched.
