@@ -10,8 +10,9 @@
 //    memory free of bank conflicts.
 // 2. sgemm_tf32: tensor cores through WMMA (m16n16k8, TF32 inputs, float32 accumulation). 128 x 128
 //    tiles, 8 warps of 64 x 32, K slices of 32 copied global -> shared with cp.async in a three-stage
-//    pipeline, so two slices are in flight while one is multiplied. Needs 16-byte aligned operands with
-//    leading dimensions divisible by 4 (else the SIMT kernel runs).
+//    pipeline, so two slices are in flight while one is multiplied. Each thread rounds the groups it
+//    copied to TF32 in shared memory once they land, so fragments need no conversion. Needs 16-byte
+//    aligned operands with leading dimensions divisible by 4 (else the SIMT kernel runs).
 //
 // Both read either layout of each operand (row-major: the second index is contiguous; column-major: the
 // first is, as a transposed view is), so the backward's A^T and B^T need no copies; any other strides
@@ -214,6 +215,19 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), (simt_min_blocks<BM, BN
 // ---- 2. TF32 tensor cores -------------------------------------------------------------------------
 namespace wmma = nvcuda::wmma;
 
+// cp.async of one 16-byte group whose first `bytes` (0, 4, 8, 12 or 16) come from src and the rest are
+// zeros, as one instruction: __pipeline_memcpy_async takes a run-time zero-fill size but compiles it to
+// a branch over the sizes around every copy (they were a third of the TF32 main loop's instructions).
+// The emulator has no PTX, so there the pipeline call stands in.
+__device__ __forceinline__ void copy_group_async(float* dst, const float* src, int bytes) {
+#if defined(MINIDL_CUDA_EMULATED)
+  __pipeline_memcpy_async(dst, src, 16, 16 - bytes);
+#else
+  const unsigned shared = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared), "l"(src), "r"(bytes) : "memory");
+#endif
+}
+
 constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcStages = 3, kTcThreads = 256, kTcPad = 4;
 // One operand's slice in shared memory, either orientation: 128 x (32 + 4) or 32 x (128 + 4) floats.
 constexpr int kTcSlice = kTcBM * (kTcBK + kTcPad) > kTcBK*(kTcBM + kTcPad) ? kTcBM*(kTcBK + kTcPad)
@@ -244,42 +258,49 @@ __global__ void __launch_bounds__(kTcThreads)
   const int wm = warp / 4, wn = warp % 4;  // 2 x 4 warps, each 64 x 32 of the tile
   const int m0 = blockIdx.y * kTcBM, n0 = blockIdx.x * kTcBN;
 
+  // Group g (four floats) of a slice sits at row g / per_row of its stage, column (g % per_row) x 4:
+  // a slice with K along its rows holds 8 groups a row, one with M or N along them 32.
+  constexpr int perA = kARow ? kTcBK / 4 : kTcBM / 4, perB = kBRow ? kTcBN / 4 : kTcBK / 4;
+  auto offset = [](int g, int per_row, int ld) { return (g / per_row) * ld + (g % per_row) * 4; };
+
   // Issues the copies of slice k0 into stage `st`: 1024 groups of four per operand, four per thread.
   // Groups reaching past the matrix are zero-filled; the source address stays inside the matrix.
   auto load_stage = [&](int st, int k0) {
-    float* as = As + st * kTcSlice;
-    float* bs = Bs + st * kTcSlice;
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int g = tid + u * kTcThreads;
-      int r, c, rows, cols;
-      float* dst;
-      if constexpr (kARow) {
-        r = m0 + g / 8, c = k0 + (g % 8) * 4, rows = M, cols = K;
-        dst = as + (g / 8) * ldA + (g % 8) * 4;
-      } else {
-        r = k0 + g / 32, c = m0 + (g % 32) * 4, rows = K, cols = M;
-        dst = as + (g / 32) * ldA + (g % 32) * 4;
-      }
+      const int r = kARow ? m0 + g / perA : k0 + g / perA, c = kARow ? k0 + (g % perA) * 4 : m0 + (g % perA) * 4;
+      const int rows = kARow ? M : K, cols = kARow ? K : M;
       const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
-      const float* src = valid > 0 ? A + static_cast<int64_t>(r) * lda + c : A;
-      __pipeline_memcpy_async(dst, src, 16, 16 - 4 * valid);
+      copy_group_async(As + st * kTcSlice + offset(g, perA, ldA), valid > 0 ? A + static_cast<int64_t>(r) * lda + c : A,
+                       4 * valid);
     }
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int g = tid + u * kTcThreads;
-      int r, c, rows, cols;
-      float* dst;
-      if constexpr (kBRow) {
-        r = k0 + g / 32, c = n0 + (g % 32) * 4, rows = K, cols = N;
-        dst = bs + (g / 32) * ldB + (g % 32) * 4;
-      } else {
-        r = n0 + g / 8, c = k0 + (g % 8) * 4, rows = N, cols = K;
-        dst = bs + (g / 8) * ldB + (g % 8) * 4;
-      }
+      const int r = kBRow ? k0 + g / perB : n0 + g / perB, c = kBRow ? n0 + (g % perB) * 4 : k0 + (g % perB) * 4;
+      const int rows = kBRow ? K : N, cols = kBRow ? N : K;
       const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
-      const float* src = valid > 0 ? B + static_cast<int64_t>(r) * ldb + c : B;
-      __pipeline_memcpy_async(dst, src, 16, 16 - 4 * valid);
+      copy_group_async(Bs + st * kTcSlice + offset(g, perB, ldB), valid > 0 ? B + static_cast<int64_t>(r) * ldb + c : B,
+                       4 * valid);
+    }
+  };
+  // Rounds this thread's groups of stage `st` to TF32 in place (to nearest, where the tensor cores would
+  // drop the low bits): once per element, after the thread's own copies have landed and before the
+  // barrier that hands the stage to the fragment loads of every warp (each element is loaded by two or
+  // four warps, so rounding fragments instead cost twice to four times as many instructions).
+  auto round_stage = [&](int st) {
+    auto round4 = [](float* p) {
+      float4 v = load4(p);
+      v.x = wmma::__float_to_tf32(v.x), v.y = wmma::__float_to_tf32(v.y);
+      v.z = wmma::__float_to_tf32(v.z), v.w = wmma::__float_to_tf32(v.w);
+      store4(p, v);
+    };
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int g = tid + u * kTcThreads;
+      round4(As + st * kTcSlice + offset(g, perA, ldA));
+      round4(Bs + st * kTcSlice + offset(g, perB, ldB));
     }
   };
 
@@ -297,7 +318,8 @@ __global__ void __launch_bounds__(kTcThreads)
   }
   for (int s = 0; s < slices; ++s) {
     __pipeline_wait_prior(kTcStages - 2);  // this thread's copies of slice s have landed...
-    __syncthreads();                       // ...and everyone's; slice s - 1 is no longer read
+    round_stage(s % kTcStages);
+    __syncthreads();  // ...and everyone's, rounded; slice s - 1 is no longer read
     const int next = s + kTcStages - 1;
     if (next < slices) load_stage(next % kTcStages, next * kTcBK);
     __pipeline_commit();  // an empty group keeps the count of outstanding groups uniform
@@ -311,16 +333,11 @@ __global__ void __launch_bounds__(kTcThreads)
       for (int i = 0; i < 4; ++i) {
         const int m = wm * 64 + i * 16;
         wmma::load_matrix_sync(fa[i], kARow ? as + m * ldA + kk * 8 : as + kk * 8 * ldA + m, ldA);
-        // Round to TF32 (10-bit mantissa, to nearest) rather than let the hardware drop the low bits.
-#pragma unroll
-        for (int t = 0; t < fa[i].num_elements; ++t) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
       }
 #pragma unroll
       for (int j = 0; j < 2; ++j) {
         const int n = wn * 32 + j * 16;
         wmma::load_matrix_sync(fb[j], kBRow ? bs + kk * 8 * ldB + n : bs + n * ldB + kk * 8, ldB);
-#pragma unroll
-        for (int t = 0; t < fb[j].num_elements; ++t) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i)
