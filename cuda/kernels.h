@@ -36,9 +36,6 @@ void axpy(double alpha, const Tensor& x, const Tensor& y);  // y += alpha * x
 void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, const Tensor& out);
 void var(const Tensor& x, const std::vector<int64_t>& dims, int64_t ddof, const Tensor& out);
 void argmax(const Tensor& x, int64_t dim, const Tensor& out);
-// sqrt(sum of squares) over every element of every tensor, into a one-element float32 tensor on the
-// same device, computed in one pass (gradient clipping).
-void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
 
 // ---- gemm.cu -----------------------------------------------------------------------------------------
 // Which kernel matmul uses: SIMT float32 (exact float32 arithmetic) or tensor cores in TF32 (inputs
@@ -115,10 +112,23 @@ void lstm_backward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Te
                    const Tensor& gw_ih, const Tensor& gw_hh, const Tensor& gb);
 
 // ---- optim.cu --------------------------------------------------------------------------------------------
-// One fused kernel per parameter (contiguous float32 param, grad and moments; buf undefined without
-// momentum): the update rules of optim/update_rules.h.
-void sgd_update(const optim::SgdF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& buf);
-void adam_update(const optim::AdamF<float>& rule, const Tensor& param, const Tensor& grad, const Tensor& m,
-                 const Tensor& v);
+// The fused updates of optim/update_rules.h over every parameter given, a few dozen tensors per launch:
+// contiguous float32 params, grads and moments on one GPU (buf undefined without momentum). Each element
+// gets exactly the update a launch of its own would give it.
+struct SgdSlot {
+  optim::SgdF<float> rule;
+  Tensor param, grad, buf;
+};
+struct AdamSlot {
+  optim::AdamF<float> rule;
+  Tensor param, grad, m, v;
+};
+void sgd_update(const std::vector<SgdSlot>& slots);
+void adam_update(const std::vector<AdamSlot>& slots);
+// x = x * float(factor) for every (contiguous float32, same GPU) tensor, batched like the updates.
+void scale(const std::vector<Tensor>& tensors, double factor);
+// sqrt(sum of squares) over every element of every (float32) tensor, into a one-element float32 tensor
+// on the same device, in one pass batched like the updates (gradient clipping).
+void global_norm(const std::vector<Tensor>& tensors, const Tensor& out);
 
 }  // namespace minidl::cuda

@@ -24,7 +24,6 @@ void axpy(double, const Tensor&, const Tensor&) { not_built("add_"); }
 void reduce(ReduceOp, const Tensor&, const std::vector<int64_t>&, const Tensor&) { not_built("reduce"); }
 void var(const Tensor&, const std::vector<int64_t>&, int64_t, const Tensor&) { not_built("var"); }
 void argmax(const Tensor&, int64_t, const Tensor&) { not_built("argmax"); }
-void global_norm(const std::vector<Tensor>&, const Tensor&) { not_built("global_norm"); }
 
 void set_gemm_path(GemmPath) {}
 GemmPath gemm_path() { return GemmPath::Simt; }
@@ -92,9 +91,9 @@ void lstm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, c
   not_built("lstm");
 }
 
-void sgd_update(const optim::SgdF<float>&, const Tensor&, const Tensor&, const Tensor&) { not_built("SGD.step"); }
-void adam_update(const optim::AdamF<float>&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-  not_built("Adam.step");
-}
+void sgd_update(const std::vector<SgdSlot>&) { not_built("SGD.step"); }
+void adam_update(const std::vector<AdamSlot>&) { not_built("Adam.step"); }
+void scale(const std::vector<Tensor>&, double) { not_built("scale"); }
+void global_norm(const std::vector<Tensor>&, const Tensor&) { not_built("global_norm"); }
 
 }  // namespace minidl::cuda

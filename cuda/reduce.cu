@@ -1,6 +1,5 @@
-// CUDA reductions: sum, mean, max, min, var over any set of dims, argmax along one dim, and the global
-// norm of a list of tensors. Deterministic: no atomics; every output is folded in an order fixed by the
-// shapes alone.
+// CUDA reductions: sum, mean, max, min, var over any set of dims, argmax along one dim. Deterministic:
+// no atomics; every output is folded in an order fixed by the shapes alone.
 //
 // The work is cut into items: output o, segment s of its reduced block. A group of threads folds one
 // item: a whole block of 256 threads or one warp where the reduced elements are contiguous (each
@@ -90,15 +89,6 @@ struct SumFold {
   __device__ void add(State& s, float v, int64_t) const { s += v; }
   __device__ void merge(State& a, const State& b) const { a += b; }
   __device__ Out finish(const State& s, int64_t count) const { return static_cast<float>(mean ? s / count : s); }
-};
-
-struct SumSquaresFold {  // the global norm's partial sums
-  using State = double;
-  using Out = double;
-  __device__ State init() const { return 0.0; }
-  __device__ void add(State& s, float v, int64_t) const { s += static_cast<double>(v) * v; }
-  __device__ void merge(State& a, const State& b) const { a += b; }
-  __device__ Out finish(const State& s, int64_t) const { return s; }
 };
 
 struct ExtremeFold {
@@ -252,22 +242,9 @@ void run(const char* op, const Fold& fold, const Tensor& x, const std::vector<in
   MINIDL_CUDA_CHECK_LAUNCH(op);
 }
 
-std::vector<int64_t> all_dims(const Tensor& t) {
-  std::vector<int64_t> dims(t.dim());
-  for (int64_t d = 0; d < t.dim(); ++d) dims[d] = d;
-  return dims;
-}
-
 void check_float32(const char* op, const Tensor& x) {
   MINIDL_CHECK(x.dtype() == kFloat32, op, ": the CUDA kernels compute in float32, got ", x.meta_str(),
                " (float64 is for CPU gradchecks)");
-}
-
-__global__ void sqrt_of_sum(const double* partial, int64_t n, float* out) {
-  if (blockIdx.x != 0 || threadIdx.x != 0) return;
-  double s = 0;
-  for (int64_t k = 0; k < n; ++k) s += partial[k];
-  out[0] = static_cast<float>(sqrt(s));
 }
 
 }  // namespace
@@ -292,42 +269,6 @@ void argmax(const Tensor& x, int64_t dim, const Tensor& out) {
   check_float32("argmax", x);
   run("argmax", ArgmaxFold{}, x, x.dim() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{dim},
       device_data<int64_t>(out));
-}
-
-void global_norm(const std::vector<Tensor>& tensors, const Tensor& out) {
-  MINIDL_CHECK(out.dtype() == kFloat32 && out.numel() == 1 && out.device().is_cuda(),
-               "global_norm: the result must be a one-element float32 CUDA tensor, got ", out.meta_str());
-  const int device = out.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  // Every tensor's sum of squares goes to its own slots of one array (one per segment), folded in order
-  // at the end: the result does not depend on how the work was scheduled.
-  std::vector<Plan> plans;
-  int64_t slots = 0;
-  for (const Tensor& t : tensors) {
-    check_float32("global_norm", t);
-    MINIDL_CHECK(t.device() == out.device(), "global_norm: ", t.meta_str(), " is not on ", out.device().str());
-    plans.push_back(make_plan(t, all_dims(t), "global_norm"));
-    slots += plans.back().segments;
-  }
-  const Tensor sums = scratch(sizeof(double) * std::max<int64_t>(1, slots), out.device());
-  double* s = static_cast<double*>(sums.raw_data());
-  const cudaStream_t stream = stream_of(device);
-  int64_t at = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const Plan& p = plans[i];
-    if (tensors[i].numel() == 0) {
-      MINIDL_CUDA_CHECK(cudaMemsetAsync(s + at, 0, sizeof(double) * p.segments, stream));
-    } else {
-      // With several segments the partial states are the per-segment sums: they go straight to our slots.
-      double* slot = s + at;
-      launch_items("global_norm", SumSquaresFold{}, tensors[i], p, p.segments > 1 ? slot : nullptr,
-                   p.segments > 1 ? nullptr : slot);
-    }
-    at += p.segments;
-  }
-  sqrt_of_sum<<<1, 32, 0, stream>>>(s, slots, device_data<float>(out));
-  MINIDL_CUDA_CHECK_LAUNCH("global_norm");
 }
 
 }  // namespace minidl::cuda

@@ -100,27 +100,51 @@ std::vector<Work> collect_work(const Optimizer& opt) {
   return work;
 }
 
-// Runs the update on contiguous data: on the CPU update_cpu(T* param, const T* grad), on a GPU
-// update_cuda(param, grad) (one fused kernel); then writes back into the parameter (when it is a
-// non-contiguous view) and bumps its version, so a backward that saved the old values refuses to run.
-template <class UpdateCpu, class UpdateCuda>
-void apply(const Optimizer& opt, const Tensor& param, const Tensor& grad, const UpdateCpu& update_cpu,
-           const UpdateCuda& update_cuda) {
-  const Tensor target = param.is_contiguous() ? param : param.detach().clone();
-  switch (param.device().type) {
-    case DeviceType::CPU:
-      cpu::float_dispatch((opt.type_name() + ".step").c_str(), param.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        update_cpu(target.data<T>(), grad.data<T>());
-      });
-      break;
-    case DeviceType::CUDA: update_cuda(target, grad); break;
-  }
+// The tensor an update writes: the parameter itself, or a contiguous copy of a non-contiguous view.
+Tensor update_target(const Tensor& param) { return param.is_contiguous() ? param : param.detach().clone(); }
+
+// After the update: writes a copy back into its view and bumps the parameter's version, so a backward
+// that saved the old values refuses to run.
+void finish_update(const Tensor& param, const Tensor& target) {
   if (target.is_same(param))
     param.impl()->storage->bump_version();
   else
     Tensor(param).copy_(target);  // copy_ bumps the version itself
 }
+
+// A step's updates: CPU parameters one by one as they come (update_cpu(T* param, const T* grad)), CUDA
+// ones collected as slots and updated together by `run_cuda(slots)` (a few launches for the whole
+// model instead of one per parameter).
+template <class Slot>
+class Updates {
+ public:
+  explicit Updates(const Optimizer& opt) : opt_(opt) {}
+
+  template <class UpdateCpu, class MakeSlot>
+  void add(const Tensor& param, const Tensor& grad, const UpdateCpu& update_cpu, const MakeSlot& make_slot) {
+    const Tensor target = update_target(param);
+    if (param.device().is_cuda()) {
+      slots_.push_back(make_slot(target, grad));
+      pending_.emplace_back(param, target);
+      return;
+    }
+    cpu::float_dispatch((opt_.type_name() + ".step").c_str(), param.dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      update_cpu(target.data<T>(), grad.data<T>());
+    });
+    finish_update(param, target);
+  }
+
+  void finish(void (*run_cuda)(const std::vector<Slot>&)) {
+    if (!slots_.empty()) run_cuda(slots_);
+    for (const auto& [param, target] : pending_) finish_update(param, target);
+  }
+
+ private:
+  const Optimizer& opt_;
+  std::vector<Slot> slots_;
+  std::vector<std::pair<Tensor, Tensor>> pending_;
+};
 
 std::string state_key(const std::string& param, const std::string& kind) { return param + "." + kind; }
 
@@ -276,6 +300,7 @@ void SGD::step() {
   NoGradGuard no_grad;
   const std::vector<Work> work = collect_work(*this);
   const bool use_momentum = options_.momentum != 0.0;
+  Updates<cuda::SgdSlot> updates(*this);
   for (const Work& w : work) {
     const Tensor& p = params_[w.index].second;
     const int64_t n = p.numel();
@@ -291,17 +316,20 @@ void SGD::step() {
                      options_.nesterov,
                      first};
     };
-    apply(
-        *this, p, w.grad,
+    updates.add(
+        p, w.grad,
         [&](auto* param, const auto* grad) {
           using T = std::remove_pointer_t<decltype(param)>;
           const SgdF<T> f = rule(T{});
           T* b = use_momentum ? buf.data<T>() : nullptr;
           for_each_element(n, [&](int64_t i) { f(param[i], grad[i], b ? b + i : nullptr); });
         },
-        [&](const Tensor& param, const Tensor& grad) { cuda::sgd_update(rule(float{}), param, grad, buf); });
+        [&](const Tensor& param, const Tensor& grad) {
+          return cuda::SgdSlot{rule(float{}), param, grad, buf};
+        });
     ++param_step(w.index);
   }
+  updates.finish(cuda::sgd_update);
   ++steps_;
 }
 
@@ -324,6 +352,7 @@ void Adam::step() {
   NoGradGuard no_grad;
   const std::vector<Work> work = collect_work(*this);
   const AdamOptions& o = options_;
+  Updates<cuda::AdamSlot> updates(*this);
   for (const Work& w : work) {
     const Tensor& p = params_[w.index].second;
     const int64_t n = p.numel();
@@ -347,8 +376,8 @@ void Adam::step() {
                       T(o.eps),
                       T(-step_size)};
     };
-    apply(
-        *this, p, w.grad,
+    updates.add(
+        p, w.grad,
         [&](auto* param, const auto* grad) {
           using T = std::remove_pointer_t<decltype(param)>;
           const AdamF<T> f = rule(T{});
@@ -356,8 +385,11 @@ void Adam::step() {
           T* vp = v.data<T>();
           for_each_element(n, [&](int64_t i) { f(param[i], grad[i], mp[i], vp[i]); });
         },
-        [&](const Tensor& param, const Tensor& grad) { cuda::adam_update(rule(float{}), param, grad, m, v); });
+        [&](const Tensor& param, const Tensor& grad) {
+          return cuda::AdamSlot{rule(float{}), param, grad, m, v};
+        });
   }
+  updates.finish(cuda::adam_update);
   ++steps_;
 }
 
@@ -427,8 +459,16 @@ double clip_grad_norm(const NamedTensors& params, double max_norm) {
   }
   if (!std::isfinite(total)) return total;  // left alone: the caller decides (see the header)
   const double coef = max_norm / (total + 1e-6);
-  if (coef < 1.0)
-    for (Tensor& g : grads) g.mul_(coef);
+  if (coef < 1.0) {
+    if (grads.front().device().is_cuda() && std::all_of(grads.begin(), grads.end(), [](const Tensor& g) {
+          return g.is_contiguous() && g.dtype() == kFloat32;
+        })) {
+      cuda::scale(grads, coef);  // the same products as mul_, a few launches for all of them
+      for (Tensor& g : grads) g.impl()->storage->bump_version();
+    } else {
+      for (Tensor& g : grads) g.mul_(coef);
+    }
+  }
   return total;
 }
 

@@ -138,6 +138,77 @@ TEST(CudaOptim, FusedUpdatesMatchTheCpu) {
   }
 }
 
+// The CUDA updates run many parameters per launch (24, each block 4096 elements of their concatenation,
+// crossing from one tensor into the next). 60 parameters of sizes on both sides of a block's share,
+// with empty ones among them, updated three times by one optimiser are compared with the same
+// parameters each given an optimiser of its own (one tensor per launch): the same elementwise functor on
+// the same device, so the bits must be equal wherever the group and block boundaries fall. Then against
+// the CPU with FusedUpdatesMatchTheCpu's tolerance. Clipping: the batched norm of the 60 gradients must
+// be the CPU's, and the batched scaling must give exactly grad * float(max_norm / (norm + 1e-6)), the
+// product mul_ computes.
+TEST(CudaOptim, ManyParametersPerLaunchGiveTheUpdatesOfOneEach) {
+  REQUIRE_GPU();
+  const std::vector<int64_t> sizes{1, 7, 4095, 4096, 4097, 0, 33, 10000, 3, 8191};
+  auto make = [&](Device device) {
+    Generator gen(21);
+    optim::NamedTensors params;
+    for (int i = 0; i < 60; ++i) {
+      Tensor p = randn({sizes[i % sizes.size()]}, {}, &gen).to(device).detach();
+      p.requires_grad_();
+      params.emplace_back(std::to_string(i), p);
+    }
+    return params;
+  };
+  auto set_grads = [](const optim::NamedTensors& params, int step) {
+    Generator gen(100 + step);
+    for (const auto& [name, p] : params) p.set_grad(randn(p.shape(), {}, &gen).to(p.device()));
+  };
+  auto make_optimizer = [](const std::string& kind, const optim::NamedTensors& params) {
+    std::unique_ptr<optim::Optimizer> opt;
+    if (kind == "sgd")
+      opt = std::make_unique<optim::SGD>(params, 0.1,
+                                         optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+    else if (kind == "adam")
+      opt = std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
+    else
+      opt = std::make_unique<optim::AdamW>(params, 0.01, optim::AdamOptions{.weight_decay = 0.1});
+    return opt;
+  };
+  for (const std::string kind : {"sgd", "adam", "adamw"}) {
+    SCOPED_TRACE(kind);
+    const optim::NamedTensors together = make(kGpu), alone = make(kGpu), cpu = make(Device::cpu());
+    const auto opt = make_optimizer(kind, together), opt_cpu = make_optimizer(kind, cpu);
+    std::vector<std::unique_ptr<optim::Optimizer>> opts_alone;
+    for (const auto& np : alone) opts_alone.push_back(make_optimizer(kind, {np}));
+    for (int step = 0; step < 3; ++step) {
+      for (const auto* params : {&together, &alone, &cpu}) set_grads(*params, step);
+      opt->step();
+      for (auto& o : opts_alone) o->step();
+      opt_cpu->step();
+    }
+    for (size_t i = 0; i < together.size(); ++i) {
+      SCOPED_TRACE(together[i].first);
+      ASSERT_EQ(together[i].second.values<float>(), alone[i].second.values<float>());
+      EXPECT_CLOSE(together[i].second.detach(), cpu[i].second, 1e-6, 1e-5);
+    }
+  }
+  const optim::NamedTensors params = make(kGpu);
+  set_grads(params, 0);
+  std::vector<std::vector<float>> before;
+  for (const auto& [name, p] : params) before.push_back(p.grad().values<float>());
+  const double norm = optim::clip_grad_norm(params, 1.0);
+  const optim::NamedTensors cpu = make(Device::cpu());
+  set_grads(cpu, 0);
+  const double cpu_norm = optim::clip_grad_norm(cpu, 1e9);  // 1e9: measured, not clipped
+  EXPECT_NEAR(norm, cpu_norm, 1e-6 * cpu_norm);  // float32 results of double sums in different orders
+  const float coef = static_cast<float>(1.0 / (norm + 1e-6));
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::vector<float> want = before[i];
+    for (float& g : want) g = g * coef;
+    ASSERT_EQ(params[i].second.grad().values<float>(), want) << params[i].first;
+  }
+}
+
 TEST(CudaOptim, GlobalNormOfManyTensors) {
   REQUIRE_GPU();
   Generator gen(9);
