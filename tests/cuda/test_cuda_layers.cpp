@@ -200,7 +200,7 @@ TEST(CudaOptim, ManyParametersPerLaunchGiveTheUpdatesOfOneEach) {
   const optim::NamedTensors cpu = make(Device::cpu());
   set_grads(cpu, 0);
   const double cpu_norm = optim::clip_grad_norm(cpu, 1e9);  // 1e9: measured, not clipped
-  EXPECT_NEAR(norm, cpu_norm, 1e-6 * cpu_norm);  // float32 results of double sums in different orders
+  EXPECT_NEAR(norm, cpu_norm, 1e-6 * cpu_norm);             // float32 results of double sums in different orders
   const float coef = static_cast<float>(1.0 / (norm + 1e-6));
   for (size_t i = 0; i < params.size(); ++i) {
     std::vector<float> want = before[i];
