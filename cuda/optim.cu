@@ -50,8 +50,10 @@ struct Group {
   Item item[kPerLaunch];
 };
 
-template <class Item>
-__global__ void update_group(Group<Item> group) {
+// Calls fn(item of tensor t, j) for this block's elements of the concatenation (element j of tensor
+// t), each thread striding through the block's share of every tensor it reaches.
+template <class Item, class Fn>
+__device__ void for_block_elements(const Group<Item>& group, const Fn& fn) {
   const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk;
   const int64_t end = min(begin + kChunk, group.start[group.count]);
   int t = 0;
@@ -59,8 +61,13 @@ __global__ void update_group(Group<Item> group) {
   for (; t < group.count && group.start[t] < end; ++t) {
     const int64_t lo = max(begin, group.start[t]), hi = min(end, group.start[t + 1]);
     const Item item = group.item[t];
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) item(i - group.start[t]);
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) fn(item, i - group.start[t]);
   }
+}
+
+template <class Item>
+__global__ void update_group(Group<Item> group) {
+  for_block_elements(group, [](const Item& item, int64_t j) { item(j); });
 }
 
 // Hands `launch` the groups of `items` (with their element counts; empty ones left out) and the blocks
@@ -95,19 +102,11 @@ void launch_updates(const char* op, int device, const std::vector<Item>& items, 
 
 // partial[first_block + b] = the sum of squares of block b's elements, in double.
 __global__ void sum_squares_group(Group<const float*> group, double* partial) {
-  const int64_t begin = static_cast<int64_t>(blockIdx.x) * kChunk;
-  const int64_t end = min(begin + kChunk, group.start[group.count]);
-  int t = 0;
-  while (group.start[t + 1] <= begin) ++t;
   double sum = 0;
-  for (; t < group.count && group.start[t] < end; ++t) {
-    const int64_t lo = max(begin, group.start[t]), hi = min(end, group.start[t + 1]);
-    const float* x = group.item[t];
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-      const double v = x[i - group.start[t]];
-      sum += v * v;
-    }
-  }
+  for_block_elements(group, [&](const float* x, int64_t j) {
+    const double v = x[j];
+    sum += v * v;
+  });
   __shared__ double scratch[kWarp];
   sum = block_sum(sum, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = sum;

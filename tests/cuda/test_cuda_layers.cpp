@@ -104,6 +104,19 @@ TEST(CudaLstm, BidirectionalTwoLayersWithLearnedInitialState) {
   }
 }
 
+namespace {
+
+// The three optimisers of the CUDA tests, with settings that exercise every term of their rules.
+std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& kind, const optim::NamedTensors& params) {
+  if (kind == "sgd")
+    return std::make_unique<optim::SGD>(params, 0.1,
+                                        optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
+  if (kind == "adam") return std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
+  return std::make_unique<optim::AdamW>(params, 0.01, optim::AdamOptions{.weight_decay = 0.1});
+}
+
+}  // namespace
+
 TEST(CudaOptim, FusedUpdatesMatchTheCpu) {
   REQUIRE_GPU();
   auto run = [](const std::string& kind, Device device) {
@@ -113,14 +126,7 @@ TEST(CudaOptim, FusedUpdatesMatchTheCpu) {
     w.requires_grad_();
     b.requires_grad_();
     const optim::NamedTensors params{{"w", w}, {"b", b}};
-    std::unique_ptr<optim::Optimizer> opt;
-    if (kind == "sgd")
-      opt = std::make_unique<optim::SGD>(params, 0.1,
-                                         optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
-    else if (kind == "adam")
-      opt = std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
-    else
-      opt = std::make_unique<optim::AdamW>(params, 0.01, optim::AdamOptions{.weight_decay = 0.1});
+    const std::unique_ptr<optim::Optimizer> opt = make_optimizer(kind, params);
     Generator data(8);
     for (int step = 0; step < 4; ++step) {
       const Tensor x = randn({5, 33}, {.device = device}, &data);
@@ -162,17 +168,6 @@ TEST(CudaOptim, ManyParametersPerLaunchGiveTheUpdatesOfOneEach) {
   auto set_grads = [](const optim::NamedTensors& params, int step) {
     Generator gen(100 + step);
     for (const auto& [name, p] : params) p.set_grad(randn(p.shape(), {}, &gen).to(p.device()));
-  };
-  auto make_optimizer = [](const std::string& kind, const optim::NamedTensors& params) {
-    std::unique_ptr<optim::Optimizer> opt;
-    if (kind == "sgd")
-      opt = std::make_unique<optim::SGD>(params, 0.1,
-                                         optim::SgdOptions{.momentum = 0.9, .weight_decay = 0.01, .nesterov = true});
-    else if (kind == "adam")
-      opt = std::make_unique<optim::Adam>(params, 0.01, optim::AdamOptions{.weight_decay = 0.01});
-    else
-      opt = std::make_unique<optim::AdamW>(params, 0.01, optim::AdamOptions{.weight_decay = 0.1});
-    return opt;
   };
   for (const std::string kind : {"sgd", "adam", "adamw"}) {
     SCOPED_TRACE(kind);
