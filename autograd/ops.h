@@ -14,10 +14,11 @@
 //   pool:        max_pool avg_pool adaptive_avg_pool
 //   norm:        batch_norm layer_norm
 //   dropout:     dropout channel_dropout (ops_dropout.cpp; built on the elementwise kernels)
-//   lstm:        lstm_layer
+//   lstm:        lstm_layer lstm_bidirectional
 // Views (reshape, permute, narrow, expand, ...) are Tensor methods, in autograd/ops_view.cpp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -131,8 +132,9 @@ Tensor ccc_loss(const Tensor& pred, const Tensor& target, const Tensor& mask = T
 // Convolution (cross-correlation, as in torch) over 1, 2 or 3 spatial dims: x [B, C_in, *spatial],
 // weight [C_out, C_in / groups, *kernel], bias [C_out] (optional). stride, padding (zeros) and dilation
 // give one value per spatial dim, or one value for all of them.
-Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), const std::vector<int64_t>& stride = {1},
-            const std::vector<int64_t>& padding = {0}, const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
+Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+            const std::vector<int64_t>& stride = {1}, const std::vector<int64_t>& padding = {0},
+            const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
 
 // ---- pooling, over the trailing kernel.size() dims (1 to 3) of x [B, C, *spatial] ----
 // stride defaults to the kernel. Max pooling pads with -inf, average pooling with zeros (counted in the
@@ -174,5 +176,14 @@ struct LstmResult {
 };
 LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
                       const Tensor& b_ih, const Tensor& b_hh, bool reverse = false);
+// Both directions of a bidirectional layer over the same x, as one op. result[0] is
+// lstm_layer(x, forward...) and result[1] lstm_layer(x, backward..., reverse = true), the same values and
+// gradients (x's gradient is the sum of the two). On CUDA both directions take each step together, so
+// the layer is one chain of T steps instead of two.
+struct LstmDirection {
+  Tensor h0, c0, w_ih, w_hh, b_ih, b_hh;  // as lstm_layer's (h0, c0 and the biases may be undefined)
+};
+std::array<LstmResult, 2> lstm_bidirectional(const Tensor& x, const LstmDirection& forward,
+                                             const LstmDirection& backward);
 
 }  // namespace minidl

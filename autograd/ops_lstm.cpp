@@ -1,6 +1,7 @@
-// Front end of lstm_layer: one LSTM layer in one direction over a whole sequence, as one fused op with
-// three outputs (every hidden state, the final h, the final c). Kernels: cpu/lstm.cpp (the forward and
-// backpropagation through time; the header cpu/lstm.h explains the layouts).
+// Front end of lstm_layer and lstm_bidirectional: one LSTM layer in one direction (or both) over a whole
+// sequence, as one fused op with three outputs per direction (every hidden state, the final h, the final
+// c). Kernels: cpu/lstm.cpp (the forward and backpropagation through time; the header cpu/lstm.h explains
+// the layouts) and cuda/lstm.cu, which runs both directions' steps together.
 //
 // Why fused: composed from matmul, sigmoid, tanh, mul and add, one layer of T steps records about 15 T
 // nodes and keeps every intermediate alive; fused, it is one node that keeps the gate activations and the
@@ -21,8 +22,6 @@
 namespace minidl {
 namespace {
 
-constexpr const char* kOp = "lstm_layer";
-
 // A contiguous copy (or the tensor itself when already contiguous) that records no autograd history: the
 // op records its own node, with the caller's tensors as inputs.
 Tensor plain(const Tensor& t) { return t.detach().contiguous(); }
@@ -32,98 +31,174 @@ std::string shapes_of(const Tensor& x, const Tensor& w_ih, const Tensor& w_hh) {
                         shape_str(w_hh.shape()), ")");
 }
 
-// Checks every argument; returns the hidden size H.
-int64_t check_args(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                   const Tensor& b_ih, const Tensor& b_hh) {
-  check_float(kOp, x, "input x");
-  check_defined(kOp, w_ih, "weight w_ih");
-  check_defined(kOp, w_hh, "weight w_hh");
-  check_same(kOp, x, w_ih);
-  check_same(kOp, x, w_hh);
-  MINIDL_CHECK(x.dim() == 3, kOp, ": input x must be [B, T, I] (batch first), got ", x.meta_str());
-  MINIDL_CHECK(w_hh.dim() == 2 && w_hh.size(1) > 0 && w_hh.size(0) == 4 * w_hh.size(1), kOp,
-               ": w_hh must be [4H, H] with H > 0 (gates i, f, g, o stacked), got ", w_hh.meta_str());
-  const int64_t H = w_hh.size(1), I = x.size(2);
-  MINIDL_CHECK(w_ih.dim() == 2 && w_ih.size(0) == 4 * H && w_ih.size(1) == I, kOp, ": w_ih must be [4H, I] = [", 4 * H,
-               ", ", I, "]", shapes_of(x, w_ih, w_hh));
-  for (const auto& [b, name] : {std::pair{&b_ih, "b_ih"}, std::pair{&b_hh, "b_hh"}}) {
+// Checks one direction's arguments; `op` names the op (and the direction) in the messages. Returns the
+// hidden size H.
+int64_t check_args(const char* op, const Tensor& x, const LstmDirection& d) {
+  check_float(op, x, "input x");
+  check_defined(op, d.w_ih, "weight w_ih");
+  check_defined(op, d.w_hh, "weight w_hh");
+  check_same(op, x, d.w_ih);
+  check_same(op, x, d.w_hh);
+  MINIDL_CHECK(x.dim() == 3, op, ": input x must be [B, T, I] (batch first), got ", x.meta_str());
+  MINIDL_CHECK(d.w_hh.dim() == 2 && d.w_hh.size(1) > 0 && d.w_hh.size(0) == 4 * d.w_hh.size(1), op,
+               ": w_hh must be [4H, H] with H > 0 (gates i, f, g, o stacked), got ", d.w_hh.meta_str());
+  const int64_t H = d.w_hh.size(1), I = x.size(2);
+  MINIDL_CHECK(d.w_ih.dim() == 2 && d.w_ih.size(0) == 4 * H && d.w_ih.size(1) == I, op, ": w_ih must be [4H, I] = [",
+               4 * H, ", ", I, "]", shapes_of(x, d.w_ih, d.w_hh));
+  for (const auto& [b, name] : {std::pair{&d.b_ih, "b_ih"}, std::pair{&d.b_hh, "b_hh"}}) {
     if (!b->defined()) continue;
-    check_same(kOp, x, *b);
-    MINIDL_CHECK(b->dim() == 1 && b->size(0) == 4 * H, kOp, ": bias ", name, " must be [4H] = [", 4 * H, "], got ",
-                 b->meta_str(), shapes_of(x, w_ih, w_hh));
+    check_same(op, x, *b);
+    MINIDL_CHECK(b->dim() == 1 && b->size(0) == 4 * H, op, ": bias ", name, " must be [4H] = [", 4 * H, "], got ",
+                 b->meta_str(), shapes_of(x, d.w_ih, d.w_hh));
   }
   const Shape state{x.size(0), H};
-  for (const auto& [s, name] : {std::pair{&h0, "h0"}, std::pair{&c0, "c0"}}) {
+  for (const auto& [s, name] : {std::pair{&d.h0, "h0"}, std::pair{&d.c0, "c0"}}) {
     if (!s->defined()) continue;
-    check_same(kOp, x, *s);
-    MINIDL_CHECK(s->shape() == state, kOp, ": initial state ", name, " must be [B, H] = ", shape_str(state), ", got ",
-                 s->meta_str(), shapes_of(x, w_ih, w_hh));
+    check_same(op, x, *s);
+    MINIDL_CHECK(s->shape() == state, op, ": initial state ", name, " must be [B, H] = ", shape_str(state), ", got ",
+                 s->meta_str(), shapes_of(x, d.w_ih, d.w_hh));
   }
   return H;
+}
+
+// One direction as the op runs it: the caller's tensors, the contiguous initial state, the results and
+// what the backward reads.
+struct Lane {
+  LstmDirection in;
+  bool reverse;
+  Tensor h0, c0;  // contiguous; zeros where the caller gave none
+  LstmResult r;
+  Tensor gates, cells;
+};
+
+// What the backward keeps of a lane, and which of its inputs want a gradient.
+struct SavedLane {
+  SavedTensor w_ih, w_hh, h0, c0, output, gates, cells;  // w_ih only when x wants a gradient
+  bool reverse, rh0, rc0, rwi, rwh, rbi, rbh;
+};
+
+bool wants(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+// Runs the directions over x (one or two: each its own sequence, sharing only x) and records one node
+// whose inputs are x and then each direction's h0, c0, w_ih, w_hh, b_ih, b_hh, and whose outputs are each
+// direction's output, h and c.
+std::vector<LstmResult> run_lanes(const char* op, const Tensor& x, std::vector<Lane> lanes) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const TensorOptions like{.dtype = x.dtype(), .device = x.device()};
+  const Tensor xc = plain(x);
+  for (Lane& l : lanes) {
+    const int64_t H = l.in.w_hh.size(1);
+    l.h0 = l.in.h0.defined() ? plain(l.in.h0) : zeros({B, H}, like);
+    l.c0 = l.in.c0.defined() ? plain(l.in.c0) : zeros({B, H}, like);
+    l.r.output = Tensor::empty({B, T, H}, x.dtype(), x.device());
+    l.r.h = Tensor::empty({B, H}, x.dtype(), x.device());
+    l.r.c = Tensor::empty({B, H}, x.dtype(), x.device());
+    // Workspace of the forward and, when a gradient is needed, what the backward reads.
+    l.gates = Tensor::empty({B, T, 4 * H}, x.dtype(), x.device());
+    l.cells = Tensor::empty({B, T, H}, x.dtype(), x.device());
+  }
+  switch (x.device().type) {
+    case DeviceType::CPU:
+      for (const Lane& l : lanes)
+        cpu::lstm_forward(xc, l.h0, l.c0, l.in.w_ih, l.in.w_hh, l.in.b_ih, l.in.b_hh, l.reverse, l.r.output, l.r.h,
+                          l.r.c, l.gates, l.cells);
+      break;
+    case DeviceType::CUDA: {
+      std::vector<cuda::LstmForwardDirection> dirs;
+      for (const Lane& l : lanes)
+        dirs.push_back({l.h0, l.c0, l.in.w_ih, l.in.w_hh, l.in.b_ih, l.in.b_hh, l.reverse, l.r.output, l.r.h, l.r.c,
+                        l.gates, l.cells});
+      cuda::lstm_forward(xc, dirs);
+      break;
+    }
+  }
+
+  std::vector<Tensor> inputs{x};
+  std::vector<Tensor*> outputs;
+  bool any_grad = wants(x), any_wi = false;
+  for (Lane& l : lanes) {
+    for (const Tensor* t : {&l.in.h0, &l.in.c0, &l.in.w_ih, &l.in.w_hh, &l.in.b_ih, &l.in.b_hh}) {
+      inputs.push_back(*t);
+      any_grad = any_grad || wants(*t);
+    }
+    any_wi = any_wi || wants(l.in.w_ih);
+    outputs.insert(outputs.end(), {&l.r.output, &l.r.h, &l.r.c});
+  }
+  if (any_grad && grad_enabled()) {
+    const bool rx = wants(x);
+    // x is read only for dW_ih and W_ih only for dx; the rest every backward reads.
+    const SavedTensor sx(any_wi ? xc : Tensor());
+    std::vector<SavedLane> saved;
+    for (const Lane& l : lanes)
+      saved.push_back({SavedTensor(rx ? l.in.w_ih : Tensor()), SavedTensor(l.in.w_hh), SavedTensor(l.h0),
+                       SavedTensor(l.c0), SavedTensor(l.r.output), SavedTensor(l.gates), SavedTensor(l.cells),
+                       l.reverse, wants(l.in.h0), wants(l.in.c0), wants(l.in.w_ih), wants(l.in.w_hh), wants(l.in.b_ih),
+                       wants(l.in.b_hh)});
+    const Shape x_shape = x.shape();
+    record_multi(outputs, op, inputs, [=](const std::vector<Tensor>& g) {
+      const Tensor xs = sx.defined() ? sx.get(op) : Tensor();
+      const Tensor& gates0 = saved[0].gates.get(op);
+      const DType dt = gates0.dtype();
+      const Device dev = gates0.device();
+      auto grad_if = [&](bool want, const Shape& s) { return want ? Tensor::empty(s, dt, dev) : Tensor(); };
+      auto incoming = [](const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); };
+      std::vector<cuda::LstmBackwardDirection> dirs;  // the arguments of both devices' kernels
+      for (size_t k = 0; k < saved.size(); ++k) {
+        const SavedLane& s = saved[k];
+        const Tensor wh = s.w_hh.get(op);
+        const int64_t Bn = gates0.size(0), Hn = wh.size(1);
+        dirs.push_back({s.h0.get(op), s.c0.get(op), s.w_ih.defined() ? s.w_ih.get(op) : Tensor(), wh, s.output.get(op),
+                        s.gates.get(op), s.cells.get(op), s.reverse, incoming(g[3 * k]), incoming(g[3 * k + 1]),
+                        incoming(g[3 * k + 2]), grad_if(rx, x_shape), grad_if(s.rh0, {Bn, Hn}),
+                        grad_if(s.rc0, {Bn, Hn}), grad_if(s.rwi, {4 * Hn, x_shape[2]}), grad_if(s.rwh, {4 * Hn, Hn}),
+                        grad_if(s.rbi || s.rbh, {4 * Hn})});
+      }
+      switch (dev.type) {
+        case DeviceType::CPU:
+          for (const cuda::LstmBackwardDirection& d : dirs)
+            cpu::lstm_backward(xs, d.h0, d.c0, d.w_ih, d.w_hh, d.output, d.gates, d.cells, d.reverse, d.g_output, d.g_h,
+                               d.g_c, d.gx, d.gh0, d.gc0, d.gw_ih, d.gw_hh, d.gb);
+          break;
+        case DeviceType::CUDA: cuda::lstm_backward(xs, dirs); break;
+      }
+      // x feeds every direction: its gradient is their sum (in the order the engine would add them).
+      Tensor gx = dirs[0].gx;
+      if (rx)
+        for (size_t k = 1; k < dirs.size(); ++k) gx = gx + dirs[k].gx;
+      std::vector<Tensor> grads{gx};
+      for (size_t k = 0; k < dirs.size(); ++k) {
+        const SavedLane& s = saved[k];
+        const Tensor& gb = dirs[k].gb;
+        // Both biases get the same gradient; each leaf gets its own tensor.
+        grads.insert(grads.end(), {dirs[k].gh0, dirs[k].gc0, dirs[k].gw_ih, dirs[k].gw_hh, s.rbi ? gb : Tensor(),
+                                   s.rbh ? (s.rbi ? gb.clone() : gb) : Tensor()});
+      }
+      return grads;
+    });
+  }
+  std::vector<LstmResult> results;
+  for (const Lane& l : lanes) results.push_back(l.r);
+  return results;
 }
 
 }  // namespace
 
 LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
                       const Tensor& b_ih, const Tensor& b_hh, bool reverse) {
-  const int64_t H = check_args(x, h0, c0, w_ih, w_hh, b_ih, b_hh);
-  const int64_t B = x.size(0), T = x.size(1);
-  const TensorOptions like{.dtype = x.dtype(), .device = x.device()};
-  const Tensor xc = plain(x);
-  const Tensor h0c = h0.defined() ? plain(h0) : zeros({B, H}, like);
-  const Tensor c0c = c0.defined() ? plain(c0) : zeros({B, H}, like);
+  const LstmDirection d{h0, c0, w_ih, w_hh, b_ih, b_hh};
+  check_args("lstm_layer", x, d);
+  return run_lanes("lstm_layer", x, {Lane{d, reverse, {}, {}, {}, {}, {}}})[0];
+}
 
-  LstmResult r;
-  r.output = Tensor::empty({B, T, H}, x.dtype(), x.device());
-  r.h = Tensor::empty({B, H}, x.dtype(), x.device());
-  r.c = Tensor::empty({B, H}, x.dtype(), x.device());
-  // Workspace of the forward and, when a gradient is needed, what the backward reads.
-  const Tensor gates = Tensor::empty({B, T, 4 * H}, x.dtype(), x.device());
-  const Tensor cells = Tensor::empty({B, T, H}, x.dtype(), x.device());
-  switch (x.device().type) {
-    case DeviceType::CPU:
-      cpu::lstm_forward(xc, h0c, c0c, w_ih, w_hh, b_ih, b_hh, reverse, r.output, r.h, r.c, gates, cells);
-      break;
-    case DeviceType::CUDA:
-      cuda::lstm_forward(xc, h0c, c0c, w_ih, w_hh, b_ih, b_hh, reverse, r.output, r.h, r.c, gates, cells);
-      break;
-  }
-
-  if (needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh)) {
-    auto wants = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
-    const bool rx = wants(x), rh0 = wants(h0), rc0 = wants(c0), rwi = wants(w_ih), rwh = wants(w_hh), rbi = wants(b_ih),
-               rbh = wants(b_hh);
-    // x is read only for dW_ih and W_ih only for dx; the rest every backward reads.
-    const SavedTensor sx(rwi ? xc : Tensor()), swi(rx ? w_ih : Tensor()), swh(w_hh), sh0(h0c), sc0(c0c), sout(r.output),
-        sgates(gates), scells(cells);
-    const Shape x_shape = x.shape();
-    record_multi({&r.output, &r.h, &r.c}, kOp, {x, h0, c0, w_ih, w_hh, b_ih, b_hh}, [=](const std::vector<Tensor>& g) {
-      const Tensor wh = swh.get(kOp), gt = sgates.get(kOp);
-      const int64_t Bn = gt.size(0), Hn = wh.size(1);
-      const DType dt = gt.dtype();
-      const Device dev = gt.device();
-      auto grad_if = [&](bool want, const Shape& s) { return want ? Tensor::empty(s, dt, dev) : Tensor(); };
-      const Tensor gx = grad_if(rx, x_shape), gh0 = grad_if(rh0, {Bn, Hn}), gc0 = grad_if(rc0, {Bn, Hn}),
-                   gwi = grad_if(rwi, {4 * Hn, x_shape[2]}), gwh = grad_if(rwh, {4 * Hn, Hn}),
-                   gb = grad_if(rbi || rbh, {4 * Hn});
-      auto incoming = [](const Tensor& t) { return t.defined() ? t.contiguous() : Tensor(); };
-      switch (dev.type) {
-        case DeviceType::CPU:
-          cpu::lstm_backward(sx.defined() ? sx.get(kOp) : Tensor(), sh0.get(kOp), sc0.get(kOp),
-                             swi.defined() ? swi.get(kOp) : Tensor(), wh, sout.get(kOp), gt, scells.get(kOp), reverse,
-                             incoming(g[0]), incoming(g[1]), incoming(g[2]), gx, gh0, gc0, gwi, gwh, gb);
-          break;
-        case DeviceType::CUDA:
-          cuda::lstm_backward(sx.defined() ? sx.get(kOp) : Tensor(), sh0.get(kOp), sc0.get(kOp),
-                              swi.defined() ? swi.get(kOp) : Tensor(), wh, sout.get(kOp), gt, scells.get(kOp), reverse,
-                              incoming(g[0]), incoming(g[1]), incoming(g[2]), gx, gh0, gc0, gwi, gwh, gb);
-          break;
-      }
-      // Both biases get the same gradient; each leaf gets its own tensor.
-      return std::vector<Tensor>{gx, gh0, gc0, gwi, gwh, rbi ? gb : Tensor(), rbh ? (rbi ? gb.clone() : gb) : Tensor()};
-    });
-  }
-  return r;
+std::array<LstmResult, 2> lstm_bidirectional(const Tensor& x, const LstmDirection& forward,
+                                             const LstmDirection& backward) {
+  const int64_t H = check_args("lstm_bidirectional (forward direction)", x, forward);
+  const int64_t Hr = check_args("lstm_bidirectional (backward direction)", x, backward);
+  MINIDL_CHECK(H == Hr, "lstm_bidirectional: the directions' hidden sizes differ (w_hh ", forward.w_hh.meta_str(),
+               " and ", backward.w_hh.meta_str(), ")");
+  const std::vector<LstmResult> r = run_lanes(
+      "lstm_bidirectional", x, {Lane{forward, false, {}, {}, {}, {}, {}}, Lane{backward, true, {}, {}, {}, {}, {}}});
+  return {r[0], r[1]};
 }
 
 }  // namespace minidl

@@ -36,13 +36,24 @@
 namespace minidl::cuda {
 namespace {
 
-// Per-batch offsets of A, B and C: the batch index decomposed over the (merged) batch dims.
+// Per-batch offsets of A, B and C: the batch index decomposed over the (merged) batch dims or, for a
+// group of independent products (matmul_group), looked up in a table of each product's offsets from
+// the launch's A, B and C (the first product's).
+constexpr int kMaxGroup = 4;
 struct Batch {
   int nd = 0;
   int64_t first = 0;  // batch index of blockIdx.z == 0 (launches are split at 65535 batches)
   int64_t shape[kMaxDims];
   int64_t sa[kMaxDims], sb[kMaxDims], sc[kMaxDims];
+  int group = 0;  // > 0: blockIdx.z picks one of `group` products
+  int64_t ga[kMaxGroup], gb[kMaxGroup], gc[kMaxGroup];
   __device__ __forceinline__ void offsets(int64_t& oa, int64_t& ob, int64_t& oc) const {
+    if (group > 0) {
+      oa = ga[blockIdx.z];
+      ob = gb[blockIdx.z];
+      oc = gc[blockIdx.z];
+      return;
+    }
     int64_t z = first + blockIdx.z;
     oa = ob = oc = 0;
     for (int d = nd - 1; d >= 0; --d) {
@@ -527,13 +538,42 @@ void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64
   launch(path, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), a, b, c, Batch{}, 1, device);
 }
 
-void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
-  MINIDL_CHECK(a_in.dtype() == kFloat32, "matmul: the CUDA kernels compute in float32, got ", a_in.meta_str(),
+namespace {
+
+// A product's operands as the kernels read them. Operands with neither matrix index contiguous are
+// copied to row-major first (rare: a matrix sliced with a step in both dims); the copies keep the batch
+// dims, so the batch strides of `a` and `b` apply, and live here until the launch is queued.
+struct Operands {
+  Tensor a, b;
+  Operand oa{}, ob{};
+};
+
+Operands operands_of(const Tensor& a_in, const Tensor& b_in, int64_t M, int64_t K, int64_t N) {
+  Operands r{a_in.detach(), b_in.detach()};
+  if (!as_operand(device_data<float>(r.a), M, K, r.a.stride(-2), r.a.stride(-1), r.oa)) {
+    r.a = r.a.contiguous();
+    as_operand(device_data<float>(r.a), M, K, r.a.stride(-2), r.a.stride(-1), r.oa);
+  }
+  if (!as_operand(device_data<float>(r.b), K, N, r.b.stride(-2), r.b.stride(-1), r.ob)) {
+    r.b = r.b.contiguous();
+    as_operand(device_data<float>(r.b), K, N, r.b.stride(-2), r.b.stride(-1), r.ob);
+  }
+  return r;
+}
+
+void check_product(const Tensor& a, const Tensor& b, const Tensor& out, const char* op) {
+  MINIDL_CHECK(a.dtype() == kFloat32, op, ": the CUDA kernels compute in float32, got ", a.meta_str(),
                " (float64 is for CPU gradchecks)");
-  MINIDL_CHECK(out.is_contiguous(), "matmul: the CUDA output must be contiguous, got ", out.meta_str());
+  MINIDL_CHECK(out.is_contiguous(), op, ": the CUDA output must be contiguous, got ", out.meta_str());
+  MINIDL_CHECK(a.size(-2) < kMaxGemmDim && b.size(-1) < kMaxGemmDim && a.size(-1) < kMaxGemmDim, op, ": ", a.meta_str(),
+               " @ ", b.meta_str(), ": a dimension is larger than the CUDA kernels address");
+}
+
+}  // namespace
+
+void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
+  check_product(a_in, b_in, out, "matmul");
   const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
-  MINIDL_CHECK(M < kMaxGemmDim && N < kMaxGemmDim && K < kMaxGemmDim, "matmul: ", a_in.meta_str(), " @ ",
-               b_in.meta_str(), ": a dimension is larger than the CUDA kernels address");
   if (out.numel() == 0) return;
   const int device = out.device().index;
   const DeviceGuard guard(device);
@@ -542,18 +582,8 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
     fill(out, 0.0);
     return;
   }
-  // Operands with neither matrix index contiguous are copied to row-major first (rare: a matrix
-  // sliced with a step in both dims). The copy keeps the batch dims, so the batch strides below apply.
-  Tensor a = a_in.detach(), b = b_in.detach();
-  Operand oa{}, ob{};
-  if (!as_operand(device_data<float>(a), M, K, a.stride(-2), a.stride(-1), oa)) {
-    a = a.contiguous();
-    as_operand(device_data<float>(a), M, K, a.stride(-2), a.stride(-1), oa);
-  }
-  if (!as_operand(device_data<float>(b), K, N, b.stride(-2), b.stride(-1), ob)) {
-    b = b.contiguous();
-    as_operand(device_data<float>(b), K, N, b.stride(-2), b.stride(-1), ob);
-  }
+  Operands ops = operands_of(a_in, b_in, M, K, N);
+  const Tensor &a = ops.a, &b = ops.b;
   // Batch dims: every dim but the last two, merged where all three operands allow it.
   const int64_t nb = out.dim() - 2;
   std::vector<int64_t> shape, sa, sb, sc;
@@ -582,12 +612,90 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
     batch.sc[d] = sc[d];
     count *= shape[d];
   }
-  oa.vec = batches_aligned(oa.p, oa.ld, sa, 4);
-  ob.vec = batches_aligned(ob.p, ob.ld, sb, 4);
+  ops.oa.vec = batches_aligned(ops.oa.p, ops.oa.ld, sa, 4);
+  ops.ob.vec = batches_aligned(ops.ob.p, ops.ob.ld, sb, 4);
   float* cp = device_data<float>(out);
   const int64_t ldc = M == 1 ? N : out.stride(-2);
   const Output c{cp, ldc, batches_aligned(cp, ldc, sc, 4), batches_aligned(cp, ldc, sc, 8)};
-  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), oa, ob, c, batch, count, device);
+  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), ops.oa, ops.ob, c, batch, count,
+         device);
+}
+
+namespace {
+
+// How many floats p lies after base, for two device pointers that need not be in one allocation (so
+// not a C++ pointer difference): the kernels add it back to base in the one flat address space.
+int64_t elements_between(const float* base, const float* p) {
+  return (static_cast<int64_t>(reinterpret_cast<uintptr_t>(p)) -
+          static_cast<int64_t>(reinterpret_cast<uintptr_t>(base))) /
+         static_cast<int64_t>(sizeof(float));
+}
+
+}  // namespace
+
+bool matmul_group(const std::vector<GemmProblem>& problems) {
+  if (problems.empty()) return false;
+  const GemmProblem& first = problems[0];
+  for (const GemmProblem& p : problems) {
+    check_product(p.a, p.b, p.out, "matmul_group");
+    MINIDL_CHECK(p.a.dim() == 2 && p.b.dim() == 2 && p.out.dim() == 2 && p.a.size(1) == p.b.size(0) &&
+                     p.out.size(0) == p.a.size(0) && p.out.size(1) == p.b.size(1),
+                 "matmul_group: each product is [M, K] @ [K, N] -> [M, N], got ", p.a.meta_str(), " @ ", p.b.meta_str(),
+                 " -> ", p.out.meta_str());
+    MINIDL_CHECK(p.out.device() == first.out.device(), "matmul_group: the products are on different devices (",
+                 first.out.meta_str(), ", ", p.out.meta_str(), ")");
+  }
+  const int64_t M = first.a.size(0), K = first.a.size(1), N = first.b.size(1);
+  auto one_by_one = [&] {
+    for (const GemmProblem& p : problems) matmul(p.a, p.b, p.out);
+  };
+  const bool same_sizes = std::all_of(problems.begin(), problems.end(), [&](const GemmProblem& p) {
+    return p.a.size(0) == M && p.a.size(1) == K && p.b.size(1) == N;
+  });
+  if (!same_sizes || problems.size() == 1 || problems.size() > static_cast<size_t>(kMaxGroup) || M == 0 || N == 0 ||
+      K == 0 || M > kRowsPerLaunch) {
+    one_by_one();
+    return false;
+  }
+  const int device = first.out.device().index;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  // One launch needs one layout per operand and one leading dimension per matrix for all products;
+  // the alignment flags must hold for every one of them.
+  std::vector<Operands> ops;
+  ops.reserve(problems.size());
+  Batch batch;
+  batch.group = static_cast<int>(problems.size());
+  Operand oa{}, ob{};
+  Output c{};
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const GemmProblem& p = problems[i];
+    ops.push_back(operands_of(p.a, p.b, M, K, N));
+    Operand a = ops.back().oa, b = ops.back().ob;
+    a.vec = batches_aligned(a.p, a.ld, {}, 4);
+    b.vec = batches_aligned(b.p, b.ld, {}, 4);
+    float* cp = device_data<float>(p.out);
+    const int64_t ldc = M == 1 ? N : p.out.stride(0);
+    const Output ci{cp, ldc, batches_aligned(cp, ldc, {}, 4), batches_aligned(cp, ldc, {}, 8)};
+    if (i == 0) {
+      oa = a, ob = b, c = ci;
+    } else {
+      if (a.row != oa.row || a.ld != oa.ld || b.row != ob.row || b.ld != ob.ld || ci.ld != c.ld) {
+        one_by_one();
+        return false;
+      }
+      oa.vec = oa.vec && a.vec;
+      ob.vec = ob.vec && b.vec;
+      c.vec4 = c.vec4 && ci.vec4;
+      c.vec8 = c.vec8 && ci.vec8;
+    }
+    batch.ga[i] = elements_between(oa.p, a.p);
+    batch.gb[i] = elements_between(ob.p, b.p);
+    batch.gc[i] = elements_between(c.p, cp);
+  }
+  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), oa, ob, c, batch, batch.group,
+         device);
+  return true;
 }
 
 }  // namespace minidl::cuda

@@ -46,6 +46,14 @@ void set_gemm_path(GemmPath path);
 GemmPath gemm_path();
 // Batched: a [..., M, K], b [..., K, N], out [..., M, N], as cpu::matmul.
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+// Independent 2-d products out = a b of equal sizes (up to four) in one launch, one product per
+// grid z index; each gives the bits matmul gives it. The two directions of an LSTM step, which alone
+// leave most SMs idle. Products whose sizes, layouts or leading dimensions differ run one by one, and
+// so does a group of one; returns whether the products ran as one launch.
+struct GemmProblem {
+  Tensor a, b, out;
+};
+bool matmul_group(const std::vector<GemmProblem>& problems);
 // The raw kernels, for the benchmark and the tests: C[M,N] = A[M,K] B[K,N], row-major with leading
 // dimensions lda, ldb, ldc, device pointers, on the current stream of `device`.
 void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B, int64_t ldb,
@@ -102,14 +110,23 @@ void layer_norm_backward(const Tensor& x, const Tensor& g, const Tensor& weight,
                          const Tensor& save_invstd, const Tensor& gx, const Tensor& gweight, const Tensor& gbias);
 
 // ---- lstm.cu ---------------------------------------------------------------------------------------------
-// As cpu/lstm.h.
-void lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                  const Tensor& b_ih, const Tensor& b_hh, bool reverse, const Tensor& output, const Tensor& h,
-                  const Tensor& c, const Tensor& gates, const Tensor& cells);
-void lstm_backward(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
-                   const Tensor& output, const Tensor& gates, const Tensor& cells, bool reverse, const Tensor& g_output,
-                   const Tensor& g_h, const Tensor& g_c, const Tensor& gx, const Tensor& gh0, const Tensor& gc0,
-                   const Tensor& gw_ih, const Tensor& gw_hh, const Tensor& gb);
+// As cpu/lstm.h, for one or both directions of a layer over the same x: each direction's tensors are
+// those cpu::lstm_forward / cpu::lstm_backward take for it. The directions' steps run side by side
+// (per step one grouped recurrent GEMM and one pointwise kernel for all of them), and each direction's
+// results are the bits it gets alone. In the backward, gx is each direction's own gradient of x.
+struct LstmForwardDirection {
+  Tensor h0, c0, w_ih, w_hh, b_ih, b_hh;
+  bool reverse = false;
+  Tensor output, h, c, gates, cells;
+};
+void lstm_forward(const Tensor& x, const std::vector<LstmForwardDirection>& directions);
+struct LstmBackwardDirection {
+  Tensor h0, c0, w_ih, w_hh, output, gates, cells;
+  bool reverse = false;
+  Tensor g_output, g_h, g_c;
+  Tensor gx, gh0, gc0, gw_ih, gw_hh, gb;
+};
+void lstm_backward(const Tensor& x, const std::vector<LstmBackwardDirection>& directions);
 
 // ---- optim.cu --------------------------------------------------------------------------------------------
 // The fused updates of optim/update_rules.h over every parameter given, a few dozen tensors per launch:

@@ -28,6 +28,7 @@ void argmax(const Tensor&, int64_t, const Tensor&) { not_built("argmax"); }
 void set_gemm_path(GemmPath) {}
 GemmPath gemm_path() { return GemmPath::Simt; }
 void matmul(const Tensor&, const Tensor&, const Tensor&) { not_built("matmul"); }
+bool matmul_group(const std::vector<GemmProblem>&) { not_built("matmul_group"); }
 void sgemm(GemmPath, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int) {
   not_built("sgemm");
 }
@@ -81,15 +82,8 @@ void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
   not_built("layer_norm");
 }
 
-void lstm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                  const Tensor&, bool, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-  not_built("lstm");
-}
-void lstm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                   const Tensor&, const Tensor&, bool, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                   const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-  not_built("lstm");
-}
+void lstm_forward(const Tensor&, const std::vector<LstmForwardDirection>&) { not_built("lstm"); }
+void lstm_backward(const Tensor&, const std::vector<LstmBackwardDirection>&) { not_built("lstm"); }
 
 void sgd_update(const std::vector<SgdSlot>&) { not_built("SGD.step"); }
 void adam_update(const std::vector<AdamSlot>&) { not_built("Adam.step"); }

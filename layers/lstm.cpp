@@ -1,8 +1,9 @@
 // nn::LSTM: layers and directions of the fused lstm_layer op, glued the way torch.nn.LSTM does it.
 //
-// Per layer, each direction runs over the whole sequence as one op; a bidirectional layer concatenates the
-// two outputs along the features (forward first) and feeds that to the next layer, with dropout in between
-// in training. The final states of every layer and direction are stacked in torch's order.
+// Per layer, one op runs the whole sequence in each direction (lstm_bidirectional for both at once); a
+// bidirectional layer concatenates the two outputs along the features (forward first) and feeds that to
+// the next layer, with dropout in between in training. The final states of every layer and direction are stacked in
+// torch's order.
 #include "layers/lstm.h"
 
 #include <cmath>
@@ -88,26 +89,38 @@ LSTMOutput LSTM::forward(const Tensor& x, const Tensor& h0_in, const Tensor& c0_
                    " for input ", x.meta_str());
   }
 
+  // The initial state of layer l, direction d: undefined (zeros), the caller's, or the learned one.
+  auto initial = [&](int64_t k) {
+    LstmDirection in;
+    if (h0_in.defined()) {
+      in.h0 = h0_in.select(0, k);
+      in.c0 = c0_in.select(0, k);
+    } else if (h0.defined()) {
+      in.h0 = h0.select(0, k).unsqueeze(0).expand({B, H});
+      in.c0 = c0.select(0, k).unsqueeze(0).expand({B, H});
+    }
+    const Cell& c = cells_[static_cast<size_t>(k)];
+    in.w_ih = c.weight_ih;
+    in.w_hh = c.weight_hh;
+    in.b_ih = c.bias_ih;
+    in.b_hh = c.bias_hh;
+    return in;
+  };
   std::vector<Tensor> hs, cs;
   for (int64_t l = 0; l < L; ++l) {
-    std::vector<Tensor> outs;
-    for (int64_t d = 0; d < D; ++d) {
-      const int64_t k = l * D + d;
-      Tensor hk, ck;  // undefined: lstm_layer starts from zeros
-      if (h0_in.defined()) {
-        hk = h0_in.select(0, k);
-        ck = c0_in.select(0, k);
-      } else if (h0.defined()) {
-        hk = h0.select(0, k).unsqueeze(0).expand({B, H});
-        ck = c0.select(0, k).unsqueeze(0).expand({B, H});
-      }
-      const Cell& c = cells_[static_cast<size_t>(k)];
-      LstmResult r = lstm_layer(seq, hk, ck, c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh, /*reverse=*/d == 1);
-      outs.push_back(r.output);
-      hs.push_back(r.h);
-      cs.push_back(r.c);
+    std::vector<LstmResult> r;
+    if (D == 1) {
+      const LstmDirection in = initial(l);
+      r.push_back(lstm_layer(seq, in.h0, in.c0, in.w_ih, in.w_hh, in.b_ih, in.b_hh));
+    } else {  // one op, so that on CUDA the directions' steps run together
+      const std::array<LstmResult, 2> both = lstm_bidirectional(seq, initial(2 * l), initial(2 * l + 1));
+      r.assign(both.begin(), both.end());
     }
-    seq = D == 1 ? outs[0] : cat(outs, 2);
+    for (const LstmResult& d : r) {
+      hs.push_back(d.h);
+      cs.push_back(d.c);
+    }
+    seq = D == 1 ? r[0].output : cat({r[0].output, r[1].output}, 2);
     if (l + 1 < L && options_.dropout > 0) seq = dropout(seq, options_.dropout, is_training(), gen_);
   }
   return {options_.batch_first ? seq : seq.transpose(0, 1).contiguous(), stack(hs, 0), stack(cs, 0)};

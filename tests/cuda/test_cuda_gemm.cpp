@@ -1,7 +1,7 @@
 // CUDA matrix products (cuda/gemm.cu) against the CPU GEMM: both kernels (SIMT float32 and TF32 tensor
 // cores), every layout of the operands (row-major, transposed views, general strides that are copied),
 // odd sizes on either side of the tile sizes, batches with broadcasting, 1-D operands, linear, and the
-// backward (which multiplies by transposed views).
+// backward (which multiplies by transposed views); grouped products (matmul_group) against matmul.
 //
 // Tolerances, for inputs uniform in [-2, 2] (each product has variance 16/9, a K-term sum an rms of
 // about 1.33 sqrt(K)):
@@ -210,4 +210,52 @@ TEST(CudaGemm, EmptyInnerDimensionGivesZeros) {
   REQUIRE_GPU();
   const Tensor a = zeros({3, 0}, {.device = kGpu}), b = zeros({0, 4}, {.device = kGpu});
   EXPECT_EQ(matmul(a, b).values<float>(), std::vector<float>(12, 0.0f));
+}
+
+// matmul_group runs independent products in one launch, each as matmul would: the same bits, for the
+// LSTM's step (a strided time slice times a transposed weight, each direction its own allocations)
+// at sizes for the small tiles and for the TF32 kernel, and for four products at once. Products that
+// cannot share a launch (another layout, another leading dimension, other sizes) run one by one.
+TEST(CudaGemm, GroupedProductsGiveEachTheBitsOfMatmul) {
+  REQUIRE_GPU();
+  Generator gen(9);
+  auto gpu_rand = [&](const Shape& s) { return rand(s, {}, &gen, -2, 2).to(kGpu); };
+  auto product = [&](const Tensor& a, const Tensor& b) {
+    return cuda::GemmProblem{a, b, Tensor::empty({a.size(0), b.size(1)}, kFloat32, kGpu)};
+  };
+  auto expect_each_as_matmul = [](const std::vector<cuda::GemmProblem>& group, bool one_launch) {
+    std::vector<Tensor> want;
+    for (const cuda::GemmProblem& p : group) {
+      want.push_back(Tensor::empty(p.out.shape(), kFloat32, kGpu));
+      cuda::matmul(p.a, p.b, want.back());
+    }
+    EXPECT_EQ(cuda::matmul_group(group), one_launch);
+    for (size_t i = 0; i < group.size(); ++i) EXPECT_EQ(group[i].out.values<float>(), want[i].values<float>()) << i;
+  };
+  for_each_path([&](cuda::GemmPath, const char* name) {
+    for (const auto& [B, T, H] : {std::array<int64_t, 3>{3, 5, 7}, std::array<int64_t, 3>{64, 5, 96}}) {
+      SCOPED_TRACE(std::string(name) + " LSTM step B=" + std::to_string(B) + " H=" + std::to_string(H));
+      const Tensor out_f = gpu_rand({B, T, H}), out_r = gpu_rand({B, T, H});
+      const Tensor w_f = gpu_rand({4 * H, H}), w_r = gpu_rand({4 * H, H});
+      const std::vector<cuda::GemmProblem> step{product(out_f.select(1, 1), w_f.t()),
+                                                product(out_r.select(1, T - 2), w_r.t())};
+      expect_each_as_matmul(step, true);
+      // The first group's result against the CPU, so that a group and matmul cannot be wrong together.
+      const Tensor cpu = matmul(out_f.to(Device::cpu()).select(1, 1), w_f.to(Device::cpu()).t());
+      const Tolerance t = tol_for(cuda::gemm_path(), H);
+      EXPECT_CLOSE(step[0].out, cpu, t.atol, t.rtol);
+    }
+    SCOPED_TRACE(name);
+    std::vector<cuda::GemmProblem> four;
+    for (int i = 0; i < 4; ++i) four.push_back(product(gpu_rand({130, 33}), gpu_rand({33, 70})));
+    expect_each_as_matmul(four, true);
+    expect_each_as_matmul(
+        {product(gpu_rand({65, 40}), gpu_rand({40, 66})), product(gpu_rand({40, 65}).t(), gpu_rand({40, 66}))}, false);
+    expect_each_as_matmul({product(gpu_rand({65, 40}), gpu_rand({40, 66})),
+                           product(gpu_rand({65, 44}).narrow(1, 0, 40), gpu_rand({40, 66}))},
+                          false);
+    expect_each_as_matmul(
+        {product(gpu_rand({65, 40}), gpu_rand({40, 66})), product(gpu_rand({64, 40}), gpu_rand({40, 66}))}, false);
+    expect_each_as_matmul({product(gpu_rand({9, 4}), gpu_rand({4, 5}))}, false);
+  });
 }

@@ -1,7 +1,7 @@
 // CUDA layer kernels against the CPU: convolution (cuda/conv.cu) in 1-D, 2-D and 3-D with strides,
-// padding, dilation and groups, forward and both gradients; the fused LSTM (cuda/lstm.cu) as one layer
-// and as a 2-layer bidirectional module with learned initial states; the fused optimiser updates
-// (cuda/optim.cu) and clipping by global norm.
+// padding, dilation and groups, forward and both gradients; the fused LSTM (cuda/lstm.cu) as one layer,
+// as both directions in one op, and as a 2-layer bidirectional module with learned initial states; the fused optimiser
+// updates (cuda/optim.cu) and clipping by global norm.
 //
 // Tolerances. Convolutions are float32 sums on both sides in different orders, as the GEMMs are (see
 // test_cuda_gemm.cpp): 1e-6 per term of the longest reduction plus 1e-5 relative. For the weight gradient
@@ -101,6 +101,57 @@ TEST(CudaLstm, BidirectionalTwoLayersWithLearnedInitialState) {
     SCOPED_TRACE(pc[i].first);
     ASSERT_TRUE(pg[i].second.grad().defined());
     EXPECT_CLOSE(pg[i].second.grad(), pc[i].second.grad(), 1e-4, 1e-4);
+  }
+}
+
+// lstm_bidirectional takes both directions' steps together on the GPU (grouped GEMMs, one pointwise
+// launch for both); each direction must get the bits lstm_layer gives it alone on the GPU, forward and
+// backward, and the CPU's results within the LSTM tolerance. B = 3 runs the smallest GEMM tiles, B = 64
+// larger ones. The forward direction has no initial state, the reverse one no biases; the loss reads
+// all six outputs.
+TEST(CudaLstm, BothDirectionsInOneOpGetTheBitsOfEachAlone) {
+  REQUIRE_GPU();
+  for (const auto& [B, T, I, H] : {std::array<int64_t, 4>{3, 5, 7, 6}, std::array<int64_t, 4>{64, 4, 32, 64}}) {
+    SCOPED_TRACE("B=" + std::to_string(B) + " H=" + std::to_string(H));
+    Generator gen(11);
+    auto weights = [&](const Shape& s) { return rand(s, {}, &gen, -0.5, 0.5); };
+    // x, the reverse direction's h0 and c0, the forward w_ih, w_hh, b_ih, b_hh, the reverse w_ih, w_hh.
+    const std::vector<Tensor> leaves{rand({B, T, I}, {}, &gen, -1, 1),
+                                     rand({B, H}, {}, &gen, -1, 1),
+                                     rand({B, H}, {}, &gen, -1, 1),
+                                     weights({4 * H, I}),
+                                     weights({4 * H, H}),
+                                     weights({4 * H}),
+                                     weights({4 * H}),
+                                     weights({4 * H, I}),
+                                     weights({4 * H, H})};
+    const Tensor up_f = randn({B, T, H}, {}, &gen), up_r = randn({B, T, H}, {}, &gen);
+    auto run = [&](Device dev, bool together) {
+      std::vector<Tensor> in;
+      for (const Tensor& t : leaves) in.push_back(t.to(dev).detach().requires_grad_());
+      const LstmDirection f{Tensor(), Tensor(), in[3], in[4], in[5], in[6]},
+          r{in[1], in[2], in[7], in[8], Tensor(), Tensor()};
+      std::array<LstmResult, 2> out;
+      if (together)
+        out = lstm_bidirectional(in[0], f, r);
+      else
+        out = {lstm_layer(in[0], f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, false),
+               lstm_layer(in[0], r.h0, r.c0, r.w_ih, r.w_hh, r.b_ih, r.b_hh, true)};
+      (sum(out[0].output * up_f.to(dev)) + sum(out[1].output * up_r.to(dev)) + sum(out[0].h) * 2.0 +
+       sum(out[0].c) * 0.5 + sum(out[1].h) * 1.5 + sum(out[1].c) * 3.0)
+          .backward();
+      std::vector<Tensor> results;
+      for (const LstmResult& d : out) results.insert(results.end(), {d.output, d.h, d.c});
+      for (const Tensor& t : in) results.push_back(t.grad());
+      return results;
+    };
+    const std::vector<Tensor> together = run(kGpu, true), alone = run(kGpu, false), cpu = run(Device::cpu(), false);
+    for (size_t k = 0; k < together.size(); ++k) {
+      SCOPED_TRACE("result " + std::to_string(k) + " (6 outputs, then the gradients of the 9 inputs)");
+      ASSERT_TRUE(together[k].defined() && alone[k].defined());
+      EXPECT_EQ(together[k].values<float>(), alone[k].values<float>());
+      EXPECT_CLOSE(together[k], cpu[k], 1e-4, 1e-4);
+    }
   }
 }
 

@@ -7,10 +7,14 @@
 //   - the module: parameter names and shapes, output shapes, gradcheck of a 2-layer bidirectional LSTM
 //     with learned initial states, dropout between layers only in training, bitwise-equal results with 1
 //     and 2 OpenMP threads;
+//   - lstm_bidirectional (both directions as one op): each direction bitwise equal to lstm_layer,
+//     gradcheck of every input of both directions;
 //   - errors naming the op and the shapes.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -249,6 +253,58 @@ TEST(LstmLayer, BitwiseIdenticalWithOneAndTwoThreads) {
     EXPECT_EQ(0, std::memcmp(one[k].data(), two[k].data(), one[k].size() * sizeof(float))) << "tensor " << k;
 }
 
+// ---- both directions as one op (lstm_bidirectional) ---------------------------------------------
+// The two directions' inputs (x shared, taken from the forward's Args) and the op run either way.
+std::array<LstmResult, 2> run_directions(const Tensor& x, const LstmDirection& f, const LstmDirection& r,
+                                         bool together) {
+  if (together) return lstm_bidirectional(x, f, r);
+  return {lstm_layer(x, f.h0, f.c0, f.w_ih, f.w_hh, f.b_ih, f.b_hh, false),
+          lstm_layer(x, r.h0, r.c0, r.w_ih, r.w_hh, r.b_ih, r.b_hh, true)};
+}
+
+Tensor all_outputs(const std::array<LstmResult, 2>& r) { return cat({pick(r[0], Reads::All), pick(r[1], Reads::All)}); }
+
+// Each direction's values and gradients are those of lstm_layer, bit for bit, and x's gradient is the sum
+// of the two; with the forward direction lacking an initial state and the reverse one lacking biases.
+TEST(LstmBidirectional, EachDirectionGetsTheBitsOfLstmLayer) {
+  uint64_t seed = 700;
+  for (DType dt : {kFloat32, kFloat64})
+    for (const Sizes& s : {Sizes{1, 1, 1, 1}, Sizes{2, 7, 3, 5}, Sizes{5, 4, 17, 9}}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " B=" << s.B << " T=" << s.T << " H=" << s.H);
+      const Args a = make_args(s.B, s.T, s.I, s.H, dt, ++seed, /*grad=*/true),
+                 b = make_args(s.B, s.T, s.I, s.H, dt, ++seed, /*grad=*/true);
+      const LstmDirection f{Tensor(), Tensor(), a.w_ih, a.w_hh, a.b_ih, a.b_hh},
+          r{b.h0, b.c0, b.w_ih, b.w_hh, Tensor(), Tensor()};
+      const std::vector<Tensor> leaves{a.x, a.w_ih, a.w_hh, a.b_ih, a.b_hh, b.h0, b.c0, b.w_ih, b.w_hh};
+      Generator gen(seed);
+      const Tensor up = randn({2 * (s.B * s.T * s.H + 2 * s.B * s.H)}, {.dtype = dt}, &gen);
+      auto run = [&](bool together) {
+        for (Tensor t : leaves) t.zero_grad();
+        const Tensor y = all_outputs(run_directions(a.x, f, r, together));
+        sum(y * up).backward();
+        std::vector<std::vector<double>> v{y.values<double>()};
+        for (const Tensor& t : leaves) v.push_back(t.grad().values<double>());
+        return v;
+      };
+      const auto together = run(true), alone = run(false);
+      for (size_t k = 0; k < together.size(); ++k)
+        EXPECT_EQ(together[k], alone[k]) << (k == 0 ? "outputs" : "gradient of leaf " + std::to_string(k - 1));
+    }
+}
+
+TEST(LstmBidirectional, GradcheckEveryInputOfBothDirections) {
+  const Args a = make_args(2, 3, 3, 2, kFloat64, 710, /*grad=*/true), b = make_args(2, 3, 3, 2, kFloat64, 711, true);
+  std::vector<Tensor> in = a.list();
+  for (const Tensor& t : b.list()) in.push_back(t);
+  in.erase(in.begin() + 7);  // one x, shared
+  expect_gradcheck(
+      [](const std::vector<Tensor>& v) {
+        return all_outputs(
+            lstm_bidirectional(v[0], {v[1], v[2], v[3], v[4], v[5], v[6]}, {v[7], v[8], v[9], v[10], v[11], v[12]}));
+      },
+      in);
+}
+
 // ---- the module ----------------------------------------------------------------------------------
 TEST(LSTMModule, ParameterNamesShapesAndInit) {
   Generator gen(700);
@@ -417,6 +473,17 @@ TEST(LstmLayerErrors, NameTheOpAndTheShapes) {
   EXPECT_ERROR(
       lstm_layer(a.x, a.h0, a.c0, a.w_ih.narrow(0, 0, 0), a.w_hh.narrow(0, 0, 0).narrow(1, 0, 0), Tensor(), Tensor()),
       "lstm_layer:", "H > 0");
+}
+
+TEST(LstmBidirectionalErrors, NameTheDirection) {
+  const Args a = make_args(2, 3, 4, 5, kFloat32, 620), b = make_args(2, 3, 4, 6, kFloat32, 621);
+  const LstmDirection f{a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh};
+  EXPECT_ERROR(lstm_bidirectional(a.x, f, {a.h0, a.c0, a.w_ih, a.w_hh.narrow(0, 0, 19), a.b_ih, a.b_hh}),
+               "lstm_bidirectional (backward direction):", "w_hh must be [4H, H]", "[19,5]");
+  EXPECT_ERROR(lstm_bidirectional(a.x, {a.h0.t(), a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh}, f),
+               "lstm_bidirectional (forward direction):", "h0 must be [B, H] = [2,5]");
+  EXPECT_ERROR(lstm_bidirectional(a.x, f, {b.h0, b.c0, b.w_ih, b.w_hh, b.b_ih, b.b_hh}),
+               "lstm_bidirectional:", "hidden sizes differ", "float32[24,6]", "float32[20,5]");
 }
 
 TEST(LSTMModuleErrors, NameTheModuleAndTheShapes) {
