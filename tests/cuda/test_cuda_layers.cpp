@@ -106,9 +106,9 @@ TEST(CudaLstm, BidirectionalTwoLayersWithLearnedInitialState) {
 
 // lstm_bidirectional takes both directions' steps together on the GPU (grouped GEMMs, one pointwise
 // launch for both); each direction must get the bits lstm_layer gives it alone on the GPU, forward and
-// backward, and the CPU's results within the LSTM tolerance. B = 3 runs the smallest GEMM tiles, B = 64
-// larger ones. The forward direction has no initial state, the reverse one no biases; the loss reads
-// all six outputs.
+// backward, and the CPU's results within the LSTM tolerance. B = 3 leaves most of a 32 x 32 GEMM tile
+// empty, B = 64 (the paper's batch) fills whole tiles. The forward direction has no initial state, the
+// reverse one no biases; the loss reads all six outputs.
 TEST(CudaLstm, BothDirectionsInOneOpGetTheBitsOfEachAlone) {
   REQUIRE_GPU();
   for (const auto& [B, T, I, H] : {std::array<int64_t, 4>{3, 5, 7, 6}, std::array<int64_t, 4>{64, 4, 32, 64}}) {
