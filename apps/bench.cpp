@@ -12,8 +12,9 @@
 //   bench layers [--threads N]
 //       Forward and forward + backward times of the model's heaviest layers on the CPU: the audio stem conv,
 //       the two halves of an R(2+1)D block, BatchNorm, and the 2-layer BiLSTM of workload W3.
-//   bench w1 | w2 [--device cpu|cuda] [--steps N] [--json FILE]   (apps/bench_model.cpp)
-//       Full training steps of workloads W1 (JCA fusion) and W2 (the paper preset end to end).
+//   bench w1 | w2 [--device cpu|cuda] [--steps N] [--math fp32|tf32|tf32-all] [--json FILE]
+//       Full training steps of workloads W1 (JCA fusion) and W2 (the paper preset end to end), in
+//       apps/bench_model.cpp; --math picks the CUDA kernels' arithmetic.
 //   bench cuda-gemm [--sizes 512,...,8192] [--json FILE]      (GPU; apps/bench_cuda.cu)
 //       Our SIMT and TF32 GEMM kernels against cuBLAS float32 and TF32 in the same run.
 //   bench cuda-bandwidth [--elements N]                       (GPU)
@@ -294,7 +295,7 @@ void usage(const char* prog) {
                "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
                "       %s layers [--threads N]\n"
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
-               "                  (w2 also [--preset paper|small|tiny] [--batch N])\n"
+               "                  [--math fp32|tf32|tf32-all] (w2 also [--preset paper|small|tiny] [--batch N])\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
                "       %s cudnn-conv [--net video|audio|both] [--search accurate|heuristic|fastest] [--clips N]\n"

@@ -147,6 +147,7 @@ std::vector<ConvSpec> resnet18_audio(int64_t clips, int64_t mels, int64_t frames
 
 struct Times {
   double ours = 0, ref32 = 0, reftf = 0, err = 0;
+  double ours_tf = 0, err_tf = 0;  // the convolutions on minidl's TF32 path (cuda::set_conv_path)
 };
 
 std::string percent(double ref_ms, double ours_ms) {
@@ -211,8 +212,8 @@ int cudnn_conv(int argc, char** argv) {
               static_cast<long long>(clips), static_cast<long long>(mel_frames));
   std::printf("%s (%d SMs), cuDNN %s, cuDNN algorithms: %s; times in ms (median), ratio = cuDNN time / ours\n",
               props.name.c_str(), props.multiprocessors, cudnn::version().c_str(), search.c_str());
-  std::printf("%-5s %-38s %-22s %3s %-6s %7s | %9s %9s %6s | %9s %6s | %8s\n", "net", "layer", "input", "n", "pass",
-              "GFLOP", "ours", "cuDNN32", "ratio", "cuDNN-TF", "ratio", "err");
+  std::printf("%-5s %-38s %-22s %3s %-6s %7s | %9s %9s %6s | %9s %9s %6s | %8s %8s\n", "net", "layer", "input", "n",
+              "pass", "GFLOP", "ours32", "cuDNN32", "ratio", "ours-TF", "cuDNN-TF", "ratio", "err32", "err-TF");
 
   const Device gpu = Device::cuda(0);
   Generator gen(3);
@@ -221,12 +222,13 @@ int cudnn_conv(int argc, char** argv) {
        << "\", \"search\": \"" << search << "\", \"convs\": [";
   // Per net and pass, the convolution time of one forward + backward of the backbone (count-weighted).
   struct Total {
-    double ours = 0, ref32 = 0, reftf = 0;
+    double ours = 0, ref32 = 0, reftf = 0, ours_tf = 0;
   };
   Total totals[2][3];
   const char* pass_names[3] = {"fwd", "data", "filter"};
   const cudnn::ConvPass passes[3] = {cudnn::ConvPass::Forward, cudnn::ConvPass::BackwardData,
                                      cudnn::ConvPass::BackwardFilter};
+  const cuda::GemmPath path_before = cuda::conv_path();
   for (size_t k = 0; k < specs.size(); ++k) {
     const ConvSpec& c = specs[k];
     const ConvShape s = cudnn::conv_shape(c.x, c.w, c.stride, c.padding);
@@ -256,32 +258,41 @@ int cudnn_conv(int argc, char** argv) {
     const int n = c.net == "video" ? 0 : 1;
     for (int p = 0; p < 3; ++p) {
       Times t;
+      cuda::set_conv_path(cuda::GemmPath::Simt);
       t.ours = device_ms(ours[p]);
+      const Tensor ours32 = mine[p]->clone();
+      cuda::set_conv_path(cuda::GemmPath::Tf32);
+      t.ours_tf = device_ms(ours[p]);
+      cuda::set_conv_path(path_before);
       t.reftf = device_ms([&] { reference(p, true, *refs[p]); });
       t.ref32 = device_ms([&] { reference(p, false, *refs[p]); });  // last, so refs hold the float32 result
-      t.err = max_rel_diff(*mine[p], *refs[p]);
+      t.err = max_rel_diff(ours32, *refs[p]);
+      t.err_tf = max_rel_diff(*mine[p], *refs[p]);
       totals[n][p].ours += c.count * t.ours;
+      totals[n][p].ours_tf += c.count * t.ours_tf;
       totals[n][p].ref32 += c.count * t.ref32;
       totals[n][p].reftf += c.count * t.reftf;
-      std::printf("%-5s %-38s %-22s %3d %-6s %7.1f | %9.3f %9.3f %6s | %9.3f %6s | %8.1e\n", c.net.c_str(),
+      std::printf("%-5s %-38s %-22s %3d %-6s %7.1f | %9.3f %9.3f %6s | %9.3f %9.3f %6s | %8.1e %8.1e\n", c.net.c_str(),
                   p == 0 ? c.where.c_str() : "", p == 0 ? shape_text(c.x).c_str() : "", p == 0 ? c.count : 0,
-                  pass_names[p], flops / 1e9, t.ours, t.ref32, percent(t.ref32, t.ours).c_str(), t.reftf,
-                  percent(t.reftf, t.ours).c_str(), t.err);
+                  pass_names[p], flops / 1e9, t.ours, t.ref32, percent(t.ref32, t.ours).c_str(), t.ours_tf, t.reftf,
+                  percent(t.reftf, t.ours_tf).c_str(), t.err, t.err_tf);
       if (show_algos)
         std::printf("      cuDNN fp32: %s; TF32: %s\n", cudnn::conv_algorithm(passes[p], s, false).c_str(),
                     cudnn::conv_algorithm(passes[p], s, true).c_str());
       json << (k || p ? ", " : "") << "{\"net\": \"" << c.net << "\", \"layer\": \"" << json_escape(c.where)
            << "\", \"input\": \"" << shape_text(c.x) << "\", \"weight\": \"" << shape_text(c.w)
            << "\", \"count\": " << c.count << ", \"pass\": \"" << pass_names[p] << "\", \"gflop\": " << flops / 1e9
-           << ", \"ours_ms\": " << t.ours << ", \"cudnn_fp32_ms\": " << t.ref32 << ", \"cudnn_tf32_ms\": " << t.reftf
-           << ", \"max_rel_err\": " << t.err << ", \"cudnn_fp32_algo\": \""
+           << ", \"ours_ms\": " << t.ours << ", \"ours_tf32_ms\": " << t.ours_tf << ", \"cudnn_fp32_ms\": " << t.ref32
+           << ", \"cudnn_tf32_ms\": " << t.reftf << ", \"max_rel_err\": " << t.err
+           << ", \"max_rel_err_tf32\": " << t.err_tf << ", \"cudnn_fp32_algo\": \""
            << json_escape(cudnn::conv_algorithm(passes[p], s, false)) << "\", \"cudnn_tf32_algo\": \""
            << json_escape(cudnn::conv_algorithm(passes[p], s, true)) << "\"}";
     }
   }
   json << "], \"totals\": [";
   std::printf("\nWhole backbone, every convolution of one forward + backward (each shape times its count), ms:\n");
-  std::printf("%-5s %-8s | %9s %9s %6s | %9s %6s\n", "net", "pass", "ours", "cuDNN32", "ratio", "cuDNN-TF", "ratio");
+  std::printf("%-5s %-8s | %9s %9s %6s | %9s %9s %6s\n", "net", "pass", "ours32", "cuDNN32", "ratio", "ours-TF",
+              "cuDNN-TF", "ratio");
   bool first = true;
   for (int n = 0; n < 2; ++n) {
     if ((n == 0 && net == "audio") || (n == 1 && net == "video")) continue;
@@ -290,20 +301,24 @@ int cudnn_conv(int argc, char** argv) {
       const Total& t = p < 3 ? totals[n][p] : all;
       if (p < 3) {
         all.ours += t.ours;
+        all.ours_tf += t.ours_tf;
         all.ref32 += t.ref32;
         all.reftf += t.reftf;
       }
       const char* what = p < 3 ? pass_names[p] : "all";
-      std::printf("%-5s %-8s | %9.2f %9.2f %6s | %9.2f %6s\n", n == 0 ? "video" : "audio", what, t.ours, t.ref32,
-                  percent(t.ref32, t.ours).c_str(), t.reftf, percent(t.reftf, t.ours).c_str());
+      std::printf("%-5s %-8s | %9.2f %9.2f %6s | %9.2f %9.2f %6s\n", n == 0 ? "video" : "audio", what, t.ours, t.ref32,
+                  percent(t.ref32, t.ours).c_str(), t.ours_tf, t.reftf, percent(t.reftf, t.ours_tf).c_str());
       json << (first ? "" : ", ") << "{\"net\": \"" << (n == 0 ? "video" : "audio") << "\", \"pass\": \"" << what
-           << "\", \"ours_ms\": " << t.ours << ", \"cudnn_fp32_ms\": " << t.ref32 << ", \"cudnn_tf32_ms\": " << t.reftf
-           << "}";
+           << "\", \"ours_ms\": " << t.ours << ", \"ours_tf32_ms\": " << t.ours_tf << ", \"cudnn_fp32_ms\": " << t.ref32
+           << ", \"cudnn_tf32_ms\": " << t.reftf << "}";
       first = false;
     }
   }
   json << "]}\n";
-  std::printf("err: largest |ours - cuDNN fp32| over the largest |cuDNN fp32| of the pass's output.\n");
+  std::printf(
+      "ours32 / ours-TF: minidl's convolutions on their SIMT float32 and TF32 tensor-core paths; each is\n"
+      "compared with cuDNN in the same math. err32 / err-TF: largest |ours - cuDNN fp32| over the largest\n"
+      "|cuDNN fp32| of the pass's output.\n");
   if (!json_path.empty()) std::ofstream(json_path) << json.str();
   return 0;
 }

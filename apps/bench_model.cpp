@@ -22,6 +22,7 @@
 
 #include "apps/cli_args.h"
 #include "autograd/minidl.h"
+#include "cuda/kernels.h"
 #include "cuda/runtime.h"
 #include "data/logmel.h"
 #include "models/emotion_model.h"
@@ -37,7 +38,17 @@ struct Options {
   std::string json;
   std::string preset = "paper";  // w2 only
   int64_t batch = 4;             // w2 only: sequences per step
+  // The CUDA kernels' arithmetic: fp32 (SIMT float32 everywhere), tf32 (TF32 tensor cores for the
+  // convolutions, float32 matmuls: PyTorch's defaults) or tf32-all (TF32 matmuls too).
+  std::string math = "fp32";
 };
+
+void apply_math(const std::string& math) {
+  if (math != "fp32" && math != "tf32" && math != "tf32-all")
+    throw std::invalid_argument("--math fp32|tf32|tf32-all, not " + math);
+  cuda::set_conv_path(math == "fp32" ? cuda::GemmPath::Simt : cuda::GemmPath::Tf32);
+  cuda::set_gemm_path(math == "tf32-all" ? cuda::GemmPath::Tf32 : cuda::GemmPath::Simt);
+}
 
 Options parse(int argc, char** argv, int default_steps) {
   Options o;
@@ -58,9 +69,12 @@ Options parse(int argc, char** argv, int default_steps) {
       o.preset = v;
     else if (a == "--batch")
       o.batch = static_cast<int>(apps::parse_integer("--batch", v, 1, 1 << 16));
+    else if (a == "--math")
+      o.math = v;
     else
       throw std::invalid_argument("unknown option " + a);
   }
+  apply_math(o.math);
   return o;
 }
 
@@ -82,9 +96,9 @@ double run_steps(const char* name, const Options& o, int64_t clips_per_step, con
   }
   std::sort(t.begin(), t.end());
   const double median = t[t.size() / 2];
-  std::printf("%s on %s: median step %.2f ms (min %.2f, max %.2f, %d steps), %.0f clips/s, last loss %.4f\n", name,
-              device_name(o.device).c_str(), median * 1e3, t.front() * 1e3, t.back() * 1e3, o.steps,
-              clips_per_step / median, loss);
+  std::printf("%s on %s (%s): median step %.2f ms (min %.2f, max %.2f, %d steps), %.0f clips/s, last loss %.4f\n", name,
+              device_name(o.device).c_str(), o.device.is_cuda() ? o.math.c_str() : "float32", median * 1e3,
+              t.front() * 1e3, t.back() * 1e3, o.steps, clips_per_step / median, loss);
   if (o.device.is_cuda()) {
     const cuda::MemoryStats m = cuda::memory_stats(o.device.index);
     std::printf("  peak GPU memory %.1f MiB in use (%.1f MiB cached)\n", m.peak_in_use / 1048576.0,
@@ -92,6 +106,7 @@ double run_steps(const char* name, const Options& o, int64_t clips_per_step, con
   }
   if (!o.json.empty()) {
     std::ofstream(o.json) << "{\"workload\": \"" << name << "\", \"device\": \"" << device_name(o.device)
+                          << "\", \"math\": \"" << (o.device.is_cuda() ? o.math : "float32")
                           << "\", \"median_ms\": " << median * 1e3 << ", \"clips_per_s\": " << clips_per_step / median
                           << "}\n";
   }

@@ -35,13 +35,15 @@ function(minidl_use_emulator target)
   target_include_directories(${target} BEFORE PRIVATE ${MINIDL_EMULATED_DIR} ${PROJECT_SOURCE_DIR}/cuda/emulator/include
                                                       ${PROJECT_SOURCE_DIR})
   target_include_directories(${target} SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  # Device code that has a PTX path and an emulated one (cuda/mma.cuh, cp.async) picks by it; so does
+  # cuda::emulated() in runtime.cu.
+  target_compile_definitions(${target} PRIVATE MINIDL_CUDA_EMULATED)
   if(MINIDL_NATIVE)
     target_compile_options(${target} PRIVATE -march=native)  # fmaf inline rather than a libm call
   endif()
 endfunction()
 minidl_use_emulator(minidl_cuda_emulated)
 set_target_properties(minidl_cuda_emulated PROPERTIES POSITION_INDEPENDENT_CODE ON)
-target_compile_definitions(minidl_cuda_emulated PRIVATE MINIDL_CUDA_EMULATED)  # cuda::emulated() in runtime.cu
 if(MINIDL_SANITIZE)
   # The kernels too: with MINIDL_CUDA_CACHING=0 each tensor is an allocation of its own exact size, so a
   # kernel's access past it is reported, as compute-sanitizer's memcheck would on the GPU.

@@ -15,6 +15,10 @@
 // read, three bounds checks and one load instead of a cascade of integer divisions. The divisions left
 // in the loops (by the output plane, by the stride) are a multiply and a shift (fast_divide.h).
 //
+// Two paths share the loop (conv_path(), as matmul's gemm_path()): SIMT float32, and TF32 tensor cores
+// (cuda/mma.cuh), which round each staged element to TF32 and replace the 4 x 4 FFMA sub-tiles with
+// mma.sync tiles of 16 x 8; the gathers, tables and epilogues are the same code.
+//
 // Positions outside the input read as zero (padding). The data gradient of a strided convolution visits
 // every (input position, kernel offset) pair and keeps those that land on an output: simple, exact, and
 // wasteful by the stride's product; a stride-aware split is the next step for speed. The weight gradient
@@ -22,10 +26,15 @@
 // into few tiles: it is split into segments whose partial sums a second kernel adds in segment order, so
 // the result stays deterministic (no atomics anywhere).
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/fast_divide.h"
 #include "cuda/kernels.h"
+#include "cuda/mma.cuh"
 
 namespace minidl::cuda {
 namespace {
@@ -102,14 +111,39 @@ __device__ __forceinline__ bool inside(int z, int y, int x, const int (&n)[3]) {
   return z >= 0 && z < n[0] && y >= 0 && y < n[1] && x >= 0 && x < n[2];
 }
 
+// Where element acc[f][i] of a thread's accumulators sits in the block's 64 x 64 tile.
+//   SIMT: thread (tx, ty) = (t % 16, t / 16) holds the 4 x 4 at rows 4 ty + f, columns 4 tx + i.
+//   TF32: warp w holds the 32 x 16 at rows 32 (w / 4), columns 16 (w % 4), as 2 x 2 mma tiles of 16 x 8;
+//         acc[f] is tile (f / 2, f % 2) as mma_tf32_16x8x8 leaves it (d[i] at row g + 8 (i / 2), column
+//         2 t + i % 2 with g = lane / 4, t = lane % 4: cuda/mma.cuh).
+template <bool kTf32>
+__device__ __forceinline__ void tile_position(int f, int i, int& row, int& col) {
+  const int t = threadIdx.x;
+  if (kTf32) {
+    const int warp = t / kWarp, lane = t % kWarp;
+    row = (warp / 4) * 32 + (f / 2) * 16 + lane / 4 + 8 * (i / 2);
+    col = (warp % 4) * 16 + (f % 2) * 8 + 2 * (lane % 4) + i % 2;
+  } else {
+    row = (t / 16) * 4 + f;
+    col = (t % 16) * 4 + i;
+  }
+}
+
 // The shared tile loop. Op supplies a(m, k) (the weight-like operand, rows m), a per-thread column state
-// for n, b(state, k) (the gathered operand) and the reduction range; acc receives the thread's 4 x 4.
-// Thread t loads row t / 4 of A at k-slice positions (t % 4) * 4 + 0..3, and column t % 64 of B at
-// k-slice positions t / 64 + 4 j.
-template <class Op>
+// for n, b(state, k) (the gathered operand) and the reduction range; acc receives the thread's 16
+// elements of the tile (tile_position says which). Thread t loads row t / 4 of A at k-slice positions
+// (t % 4) * 4 + 0..3, and column t % 64 of B at k-slice positions t / 64 + 4 j.
+//
+// kTf32 multiplies on the tensor cores: the elements are rounded to TF32 as they go into shared memory
+// (once each, though two warps read each), and each warp's slice of 16 is two k-steps of four
+// mma_tf32_16x8x8, whose fragments are 32-bit loads. Rows of 64 + 8 floats put the eight rows g and
+// four columns t a fragment load touches in 32 different banks (8 t + g); the SIMT path's float4 row
+// reads are conflict-free at any width, and 64 + 4 halves the conflicts of its column-wise stores.
+template <bool kTf32, class Op>
 __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, int m0, int n0, float (&acc)[4][4]) {
-  __shared__ __align__(16) float As[2][kSlice][kTile + 4];
-  __shared__ __align__(16) float Bs[2][kSlice][kTile + 4];
+  constexpr int kRow = kTile + (kTf32 ? 8 : 4);
+  __shared__ __align__(16) float As[2][kSlice][kRow];
+  __shared__ __align__(16) float Bs[2][kSlice][kRow];
   const int t = threadIdx.x;
   const int am = m0 + t / 4, ak = (t % 4) * 4;
   const int bn = n0 + t % kTile, bk = t / kTile;
@@ -129,11 +163,13 @@ __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, in
   };
   auto store = [&](int buf) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) As[buf][ak + j][t / 4] = ra[j];
+    for (int j = 0; j < 4; ++j) As[buf][ak + j][t / 4] = kTf32 ? round_to_tf32(ra[j]) : ra[j];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) Bs[buf][bk + 4 * j][t % kTile] = rb[j];
+    for (int j = 0; j < 4; ++j) Bs[buf][bk + 4 * j][t % kTile] = kTf32 ? round_to_tf32(rb[j]) : rb[j];
   };
+  // The SIMT path's 4 x 4 per thread, and the TF32 path's warp tile corner and lane coordinates.
   const int tx = t % 16, ty = t / 16;
+  const int wm = (t / kWarp / 4) * 32, wn = (t / kWarp % 4) * 16, g = t % kWarp / 4, q = t % 4;
   load(k_begin);
   store(0);
   __syncthreads();
@@ -141,14 +177,32 @@ __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, in
   for (int k0 = k_begin; k0 < k_end; k0 += kSlice) {
     const bool more = k0 + kSlice < k_end;
     if (more) load(k0 + kSlice);
+    if (kTf32) {
 #pragma unroll
-    for (int k = 0; k < kSlice; ++k) {
-      const float4 a = load4(&As[buf][k][ty * 4]), b = load4(&Bs[buf][k][tx * 4]);
-      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+      for (int k = 0; k < kSlice; k += 8) {
+        float a[2][4], b[2][2];
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+        for (int f = 0; f < 2; ++f) {
+          a[f][0] = As[buf][k + q][wm + 16 * f + g];
+          a[f][1] = As[buf][k + q][wm + 16 * f + g + 8];
+          a[f][2] = As[buf][k + q + 4][wm + 16 * f + g];
+          a[f][3] = As[buf][k + q + 4][wm + 16 * f + g + 8];
+          b[f][0] = Bs[buf][k + q][wn + 8 * f + g];
+          b[f][1] = Bs[buf][k + q + 4][wn + 8 * f + g];
+        }
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        for (int f = 0; f < 4; ++f) mma_tf32_16x8x8(acc[f], a[f / 2], b[f % 2]);
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < kSlice; ++k) {
+        const float4 a = load4(&As[buf][k][ty * 4]), b = load4(&Bs[buf][k][tx * 4]);
+        const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+      }
     }
     if (more) store(buf ^ 1);
     __syncthreads();
@@ -185,28 +239,25 @@ struct Forward {
   }
 };
 
+template <bool kTf32>
 __global__ void __launch_bounds__(kThreads)
     conv_forward_kernel(Geom g, const float* x, const float* w, const float* bias, const int4* table, float* y) {
   const int group = blockIdx.z;
   const Forward op{g, x, w, table, group};
   const int M = g.cout_g, N = g.batch * g.P, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   float acc[4][4] = {};
-  tile_loop(op, M, N, 0, g.K, m0, n0, acc);
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  tile_loop<kTf32>(op, M, N, 0, g.K, m0, n0, acc);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + ty * 4 + i;
-    if (m >= M) continue;
-    const int co = group * g.cout_g + m;
-    const float add = bias ? bias[co] : 0.0f;
+  for (int f = 0; f < 4; ++f)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = n0 + tx * 4 + j;
-      if (n >= N) continue;
-      const int b = n / g.P, p = n % g.P;
-      y[(static_cast<int64_t>(b) * g.cout + co) * g.P + p] = acc[i][j] + add;
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      tile_position<kTf32>(f, i, r, c);
+      const int m = m0 + r, n = n0 + c;
+      if (m >= M || n >= N) continue;
+      const int co = group * g.cout_g + m, b = n / g.P, p = n % g.P;
+      y[(static_cast<int64_t>(b) * g.cout + co) * g.P + p] = acc[f][i] + (bias ? bias[co] : 0.0f);
     }
-  }
 }
 
 // ---- data gradient: M = C_in/G, N = batch x Q, reduction over k = (co, offset) -----------------------
@@ -250,26 +301,25 @@ struct DataGrad {
   }
 };
 
+template <bool kTf32>
 __global__ void __launch_bounds__(kThreads)
     conv_data_grad_kernel(Geom g, const float* gy, const float* w, const int4* table, float* gx) {
   const int group = blockIdx.z;
   const DataGrad op{g, gy, w, table, group};
   const int M = g.cin_g, N = g.batch * g.Q, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   float acc[4][4] = {};
-  tile_loop(op, M, N, 0, g.cout_g * g.KK, m0, n0, acc);
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  tile_loop<kTf32>(op, M, N, 0, g.cout_g * g.KK, m0, n0, acc);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + ty * 4 + i;
-    if (m >= M) continue;
+  for (int f = 0; f < 4; ++f)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = n0 + tx * 4 + j;
-      if (n >= N) continue;
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      tile_position<kTf32>(f, i, r, c);
+      const int m = m0 + r, n = n0 + c;
+      if (m >= M || n >= N) continue;
       const int b = n / g.Q, q = n % g.Q;
-      gx[(static_cast<int64_t>(b) * g.cin + group * g.cin_g + m) * g.Q + q] = acc[i][j];
+      gx[(static_cast<int64_t>(b) * g.cin + group * g.cin_g + m) * g.Q + q] = acc[f][i];
     }
-  }
 }
 
 // ---- weight gradient: M = C_out/G, N = K, reduction over (b, p) ---------------------------------------
@@ -302,6 +352,7 @@ struct WeightGrad {
   }
 };
 
+template <bool kTf32>
 __global__ void __launch_bounds__(kThreads)
     conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
                             int64_t seg, float* out) {
@@ -312,20 +363,18 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t end = (split + 1) * seg < total ? (split + 1) * seg : total;
   const int k_begin = static_cast<int>(split * seg), k_end = static_cast<int>(end);
   float acc[4][4] = {};
-  if (k_begin < k_end) tile_loop(op, M, N, k_begin, k_end, m0, n0, acc);
+  if (k_begin < k_end) tile_loop<kTf32>(op, M, N, k_begin, k_end, m0, n0, acc);
   // With one segment, out is gw [C_out, K]; with several, partial sums [splits, C_out, K].
   float* dst = out + static_cast<int64_t>(split) * g.cout * g.K;
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = m0 + ty * 4 + i;
-    if (m >= M) continue;
+  for (int f = 0; f < 4; ++f)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int n = n0 + tx * 4 + j;
-      if (n < N) dst[static_cast<int64_t>(group * g.cout_g + m) * g.K + n] = acc[i][j];
+    for (int i = 0; i < 4; ++i) {
+      int r, c;
+      tile_position<kTf32>(f, i, r, c);
+      const int m = m0 + r, n = n0 + c;
+      if (m < M && n < N) dst[static_cast<int64_t>(group * g.cout_g + m) * g.K + n] = acc[f][i];
     }
-  }
 }
 
 __global__ void add_segments(const float* partial, int splits, int64_t n, float* out) {
@@ -381,7 +430,28 @@ void check_limits(const ConvShape& s) {
 
 dim3 grid(int N, int M, int z) { return dim3((N + kTile - 1) / kTile, (M + kTile - 1) / kTile, z); }
 
+std::atomic<GemmPath>& path_setting() {
+  static std::atomic<GemmPath> path{[] {
+    const char* env = std::getenv("MINIDL_CONV");
+    return env && std::strcmp(env, "tf32") == 0 ? GemmPath::Tf32 : GemmPath::Simt;
+  }()};
+  return path;
+}
+
+// Calls launch(std::true_type) on the TF32 path and launch(std::false_type) on the SIMT one, so that each
+// launch site names its kernel once, as kernel<decltype(tf32)::value>.
+template <class Launch>
+void on_current_path(Launch&& launch) {
+  if (conv_path() == GemmPath::Tf32)
+    launch(std::true_type{});
+  else
+    launch(std::false_type{});
+}
+
 }  // namespace
+
+void set_conv_path(GemmPath path) { path_setting().store(path); }
+GemmPath conv_path() { return path_setting().load(); }
 
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y) {
   check(x, "input");
@@ -404,9 +474,11 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
   const Scratch table(sizeof(int4) * g.K, device);
   build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>());
   MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
-  conv_forward_kernel<<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
-      g, device_data<float>(x), device_data<float>(w), bias.defined() ? device_data<float>(bias) : nullptr,
-      table.as<int4>(), device_data<float>(y));
+  on_current_path([&](auto tf32) {
+    conv_forward_kernel<decltype(tf32)::value><<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
+        g, device_data<float>(x), device_data<float>(w), bias.defined() ? device_data<float>(bias) : nullptr,
+        table.as<int4>(), device_data<float>(y));
+  });
   MINIDL_CUDA_CHECK_LAUNCH("conv");
 }
 
@@ -429,8 +501,10 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
       const Scratch table(sizeof(int4) * kd, device);
       build_table<<<(kd + 255) / 256, 256, 0, stream>>>(g, true, table.as<int4>());
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
-      conv_data_grad_kernel<<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
-          g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), device_data<float>(gx));
+      on_current_path([&](auto tf32) {
+        conv_data_grad_kernel<decltype(tf32)::value><<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
+            g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), device_data<float>(gx));
+      });
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
     }
   }
@@ -453,17 +527,15 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, corners.as<int4>());
     MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
     const int64_t n = static_cast<int64_t>(g.cout) * g.K;
-    if (nsplit == 1) {
-      conv_weight_grad_kernel<<<grid(g.K, g.cout_g, g.groups), kThreads, 0, stream>>>(
-          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg,
-          device_data<float>(gw));
-      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
-    } else {
-      const Scratch partial(sizeof(float) * n * nsplit, device);
-      conv_weight_grad_kernel<<<grid(g.K, g.cout_g, g.groups * nsplit), kThreads, 0, stream>>>(
-          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg,
-          partial.as<float>());
-      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
+    // With one segment the kernel writes gw itself; with several, partial sums that add_segments adds.
+    const Scratch partial(nsplit == 1 ? 0 : sizeof(float) * n * nsplit, device);
+    float* out = nsplit == 1 ? device_data<float>(gw) : partial.as<float>();
+    on_current_path([&](auto tf32) {
+      conv_weight_grad_kernel<decltype(tf32)::value><<<grid(g.K, g.cout_g, g.groups * nsplit), kThreads, 0, stream>>>(
+          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg, out);
+    });
+    MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
+    if (nsplit > 1) {
       add_segments<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial.as<float>(), nsplit, n,
                                                                                device_data<float>(gw));
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient segments)");

@@ -88,6 +88,11 @@ void arange(const Tensor& out, double start, double step);
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y);
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const ConvShape& s, const Tensor& gx,
                    const Tensor& gw, const Tensor& gb);
+// Which kernels the convolutions (implicit GEMMs) use, as matmul's setting: SIMT float32 by default, or
+// TF32 tensor cores (inputs rounded to TF32, float32 sums: what PyTorch does with its default
+// torch.backends.cudnn.allow_tf32). MINIDL_CONV=tf32 selects TF32.
+void set_conv_path(GemmPath path);
+GemmPath conv_path();
 
 // ---- pool.cu ---------------------------------------------------------------------------------------------
 // As cpu/conv.h's pooling, every tensor contiguous.

@@ -59,6 +59,8 @@ void conv_backward(const Tensor&, const Tensor&, const Tensor&, const ConvShape&
                    const Tensor&) {
   not_built("conv");
 }
+void set_conv_path(GemmPath) {}
+GemmPath conv_path() { return GemmPath::Simt; }
 
 void max_pool_forward(const Tensor&, const PoolShape&, const Tensor&, const Tensor&) { not_built("max_pool"); }
 void max_pool_backward(const Tensor&, const Tensor&, const PoolShape&, const Tensor&) { not_built("max_pool"); }

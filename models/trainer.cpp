@@ -14,6 +14,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "autograd/safetensors.h"
+#include "cuda/kernels.h"
 #include "data/affwild2.h"
 #include "data/file_io.h"
 #include "data/synthav.h"
@@ -61,6 +62,8 @@ void check_train_config(const TrainConfig& c) {
                c.audio_freq_mask);
   MINIDL_CHECK(c.audio_time_mask >= 0, "train config: audio_time_mask must be 0 or more, got ", c.audio_time_mask);
   MINIDL_CHECK(!c.out.empty(), "train config: out (the run folder) must not be empty");
+  MINIDL_CHECK(c.math == "fp32" || c.math == "tf32" || c.math == "tf32-all",
+               "train config: math must be fp32, tf32 or tf32-all, got \"", c.math, "\"");
   parse_device(c.device);
 }
 
@@ -91,6 +94,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"workers", c.workers},
           {"seed", c.seed},
           {"device", c.device},
+          {"math", c.math},
           {"max_steps", c.max_steps},
           {"time_limit_minutes", c.time_limit_minutes},
           {"evaluate_test", c.evaluate_test}};
@@ -139,6 +143,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "workers", c.workers);
   read(j, "seed", c.seed);
   read(j, "device", c.device);
+  read(j, "math", c.math);
   read(j, "max_steps", c.max_steps);
   read(j, "time_limit_minutes", c.time_limit_minutes);
   read(j, "evaluate_test", c.evaluate_test);
@@ -326,6 +331,11 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
   d.data_root = prepare_data(d.config, d.log);
   d.train_set = data::read_affwild2({.root = d.data_root, .split = "Train_Set"});
   d.validation_set = data::read_affwild2({.root = d.data_root, .split = "Validation_Set"});
+  if (d.device.is_cuda()) {
+    // For the whole process, as torch.backends' flags are: the run is what sets the kernels' arithmetic.
+    cuda::set_conv_path(d.config.math == "fp32" ? cuda::GemmPath::Simt : cuda::GemmPath::Tf32);
+    cuda::set_gemm_path(d.config.math == "tf32-all" ? cuda::GemmPath::Tf32 : cuda::GemmPath::Simt);
+  }
   d.model = std::make_unique<EmotionModel>(d.config.model, &d.model_gen);
   d.model->to(d.device);
   const TrainConfig& c = d.config;

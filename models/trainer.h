@@ -50,6 +50,7 @@ struct TrainConfig {
   int workers = 2;                  // loader threads
   uint64_t seed = 1;                // model init, dropout, shuffling, augmentation
   std::string device = "cpu";       // cpu or cuda[:N]
+  std::string math = "fp32";        // on CUDA: fp32, tf32 (TF32 convolutions) or tf32-all (TF32 matmuls too)
   int64_t max_steps = -1;           // stop after this many optimiser steps in total (tests, quick runs)
   double time_limit_minutes = 0;    // > 0: stop training when exceeded (the last epoch is still evaluated)
   bool evaluate_test = true;        // score Test_Set with the best weights at the end

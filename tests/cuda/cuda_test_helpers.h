@@ -130,6 +130,16 @@ inline void compare_op(const std::string& what, const OpFn& f, const std::vector
 // missed slice errs by the size of a whole term.
 inline Tolerance float_sums(int64_t terms) { return {1e-6 * static_cast<double>(terms), 1e-5}; }
 
+// The same sums on TF32 tensor cores: each input keeps 10 mantissa bits (rounded to nearest, relative
+// error up to 2^-11), so each product of inputs of order 1 is off by about 4e-4 of its size, with
+// random sign, and a sum of `terms` of them by about 5e-4 sqrt(terms): 5e-3 sqrt(terms) is some nine
+// standard deviations. The float32 sums' own drift comes on top. A wrong index or a missed slice still
+// errs by a whole term.
+inline Tolerance tf32_sums(int64_t terms) {
+  const double n = static_cast<double>(terms);
+  return {5e-3 * std::sqrt(n) + 1e-6 * n, 1e-5};
+}
+
 // A convolution's geometry for the CUDA and cuDNN tests.
 struct ConvCase {
   const char* name;

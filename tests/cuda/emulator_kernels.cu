@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cuda/common.cuh"
+#include "cuda/mma.cuh"
 #include "tests/cuda/emulator_kernels.h"
 
 namespace minidl::emulator_test {
@@ -123,7 +124,34 @@ __global__ void wmma_kernel(const float* a, const float* b, float* c, int skippi
   if (static_cast<int>(threadIdx.x) != skipping_lane) wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
 }
 
+// Each lane loads its fragments of A (16 x 8) and B (8 x 8, row-major in b) where cuda/mma.cuh says
+// they are, and two warps (64 threads) each compute D = A B + 1 into their own 16 x 8 of d; lane
+// `skipping_lane` of the second warp calls no mma.
+__global__ void mma_kernel(const float* a, const float* b, float* d, int skipping_lane) {
+  const int lane = static_cast<int>(threadIdx.x) % 32, warp = static_cast<int>(threadIdx.x) / 32;
+  const int g = lane / 4, t = lane % 4;
+  float fa[4], fb[2], fd[4] = {1, 1, 1, 1};
+  for (int i = 0; i < 4; ++i) fa[i] = minidl::cuda::round_to_tf32(a[(g + 8 * (i % 2)) * 8 + t + 4 * (i / 2)]);
+  for (int i = 0; i < 2; ++i) fb[i] = minidl::cuda::round_to_tf32(b[(t + 4 * i) * 8 + g]);
+  if (!(warp == 1 && lane == skipping_lane)) minidl::cuda::mma_tf32_16x8x8(fd, fa, fb);
+  for (int i = 0; i < 4; ++i) d[warp * 128 + (g + 8 * (i / 2)) * 8 + 2 * t + i % 2] = fd[i];
+}
+
 }  // namespace
+
+cudaError_t mma_product(const std::vector<float>& a, const std::vector<float>& b, int skipping_lane,
+                        std::vector<float>& out) {
+  float* da = device_buffer<float>(128);
+  float* db = device_buffer<float>(64);
+  float* dd = device_buffer<float>(256);
+  cudaMemcpy(da, a.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(db, b.data(), 64 * sizeof(float), cudaMemcpyHostToDevice);
+  mma_kernel<<<1, 64>>>(da, db, dd, skipping_lane);
+  const cudaError_t e = finish(cudaGetLastError(), dd, 256, out);
+  cudaFree(da);
+  cudaFree(db);
+  return e;
+}
 
 cudaError_t neighbour_exchange(int threads, bool barrier, std::vector<float>& out, bool static_shared) {
   float* d = device_buffer<float>(threads);

@@ -52,4 +52,10 @@ cudaError_t pipeline_copy(size_t zero_fill, std::vector<float>& out);
 cudaError_t wmma_product(const std::vector<float>& a, const std::vector<float>& b, int skipping_lane,
                          std::vector<float>& out);
 
+// Two warps each compute D = A B + 1 (A 16 x 8, B 8 x 8, row-major) with cuda/mma.cuh's mma_tf32_16x8x8,
+// loading their fragments where its comment says, into out[0, 128) and out[128, 256); lane
+// `skipping_lane` (-1: none) of the second warp calls no mma.
+cudaError_t mma_product(const std::vector<float>& a, const std::vector<float>& b, int skipping_lane,
+                        std::vector<float>& out);
+
 }  // namespace minidl::emulator_test

@@ -160,5 +160,25 @@ TEST(CudaEmulator, WmmaTilesAreSpreadOverTheWarp) {
   EXPECT_EQ(unwritten, 8);
 }
 
+// The emulated mma.sync holds the PTX fragment layout that cuda/mma.cuh documents (the kernel loads by
+// that layout, so a different one in the emulation scrambles the product), rounds nothing itself but
+// drops the inputs' low 13 bits as the tensor cores do, and reports a lane that skips the mma.
+TEST(CudaEmulator, MmaSyncFragmentsFollowThePtxLayout) {
+  std::vector<float> a(128), b(64);
+  for (int i = 0; i < 128; ++i) a[i] = static_cast<float>(i % 7) - 3;
+  for (int i = 0; i < 64; ++i) b[i] = static_cast<float>(i % 5) - 2;
+  b[9] = 1.0f + 3.0f / 4096.0f;  // B[1][1]: rounds to 1 + 2^-10 (round_to_tf32 in the kernel)
+  std::vector<float> out;
+  ASSERT_EQ(mma_product(a, b, -1, out), cudaSuccess);
+  for (int w = 0; w < 2; ++w)
+    for (int r = 0; r < 16; ++r)
+      for (int c = 0; c < 8; ++c) {
+        double s = 1;
+        for (int k = 0; k < 8; ++k) s += a[r * 8 + k] * (k == 1 && c == 1 ? 1.0 + 1.0 / 1024 : b[k * 8 + c]);
+        EXPECT_EQ(out[w * 128 + r * 8 + c], static_cast<float>(s)) << "warp " << w << ", D[" << r << "][" << c << "]";
+      }
+  EXPECT_EQ(mma_product(a, b, 13, out), cudaErrorLaunchFailure);
+}
+
 }  // namespace
 }  // namespace minidl::emulator_test

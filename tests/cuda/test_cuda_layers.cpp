@@ -1,16 +1,19 @@
 // CUDA layer kernels against the CPU: convolution (cuda/conv.cu) in 1-D, 2-D and 3-D with strides,
-// padding, dilation and groups, forward and both gradients; the fused LSTM (cuda/lstm.cu) as one layer,
-// as both directions in one op, and as a 2-layer bidirectional module with learned initial states; the fused optimiser
-// updates (cuda/optim.cu) and clipping by global norm.
+// padding, dilation and groups, forward and both gradients, on both paths (SIMT float32, and TF32 tensor
+// cores, which must also be exact on small integers and round both operands to nearest); the fused
+// LSTM (cuda/lstm.cu) as one layer, as both directions in one op, and as a 2-layer bidirectional module
+// with learned initial states; the fused optimiser updates (cuda/optim.cu) and clipping by global norm.
 //
 // Tolerances. Convolutions are float32 sums on both sides in different orders, as the GEMMs are (see
-// test_cuda_gemm.cpp): 1e-6 per term of the longest reduction plus 1e-5 relative. For the weight gradient
-// the reduction runs over batch x output positions, which the tolerance counts. The LSTM chains T steps of
-// those GEMMs and transcendental functions through a recurrence: 1e-4 absolute and relative, far below
-// the size of any wrong index or gate. The optimisers apply the same update functor on both sides; CUDA
-// computes exp/sqrt to within an ulp of glibc, so after a few steps parameters agree to 1e-6 relative.
+// test_cuda_gemm.cpp): 1e-6 per term of the longest reduction plus 1e-5 relative; on TF32 tensor cores,
+// tf32_sums (cuda_test_helpers.h). For the weight gradient the reduction runs over batch x output
+// positions, which the tolerance counts. The LSTM chains T steps of those GEMMs and transcendental
+// functions through a recurrence: 1e-4 absolute and relative, far below the size of any wrong index or
+// gate. The optimisers apply the same update functor on both sides; CUDA computes exp/sqrt to within an
+// ulp of glibc, so after a few steps parameters agree to 1e-6 relative.
 #include <memory>
 
+#include "cuda/kernels.h"
 #include "layers/lstm.h"
 #include "models/emotion_model.h"
 #include "optim/optimizer.h"
@@ -19,8 +22,23 @@
 using namespace minidl;
 using namespace minidl::cuda_test;
 
-TEST(CudaConv, EveryRankStrideDilationAndGroups) {
-  REQUIRE_GPU();
+namespace {
+
+// Selects the convolutions' kernels for a scope.
+class ConvPathScope {
+ public:
+  explicit ConvPathScope(cuda::GemmPath path) : before_(cuda::conv_path()) { cuda::set_conv_path(path); }
+  ~ConvPathScope() { cuda::set_conv_path(before_); }
+  ConvPathScope(const ConvPathScope&) = delete;
+  ConvPathScope& operator=(const ConvPathScope&) = delete;
+
+ private:
+  cuda::GemmPath before_;
+};
+
+// Every rank, stride, padding, dilation, groups and bias the model and its variants use, with tile edges
+// cut on every side; forward and both gradients against the CPU, within `sums(terms)`.
+void compare_conv_geometries(Tolerance (*sums)(int64_t)) {
   const std::vector<ConvCase> cases = {
       {"1-D causal-like", {3, 5, 33}, {7, 5, 5}, {1}, {4}, {1}, 1, true},
       {"1-D dilated", {2, 8, 40}, {8, 8, 5}, {1}, {8}, {4}, 1, true},
@@ -45,8 +63,75 @@ TEST(CudaConv, EveryRankStrideDilationAndGroups) {
         [&](const std::vector<Tensor>& v) {
           return conv(v[0], v[1], c.bias ? v[2] : Tensor(), c.stride, c.padding, c.dilation, c.groups);
         },
-        in, float_sums(k), float_sums(longest));
+        in, sums(k), sums(longest));
   }
+}
+
+}  // namespace
+
+TEST(CudaConv, EveryRankStrideDilationAndGroups) {
+  REQUIRE_GPU();
+  const ConvPathScope simt(cuda::GemmPath::Simt);
+  compare_conv_geometries(float_sums);
+}
+
+TEST(CudaConv, Tf32EveryRankStrideDilationAndGroups) {
+  REQUIRE_GPU();
+  const ConvPathScope tf32(cuda::GemmPath::Tf32);
+  compare_conv_geometries(tf32_sums);
+}
+
+// Small integers are exact in TF32 and so are their products and sums in float32, so on the tensor
+// cores too the three passes must give the CPU's bits: any element taken from the wrong lane of an
+// mma fragment, or a tile put back in the wrong place, shows as an exact mismatch rather than hiding in
+// a tolerance. Two of the shapes cut tiles at every edge; the 64-channel one fills whole tiles.
+TEST(CudaConv, Tf32IsExactOnSmallIntegers) {
+  REQUIRE_GPU();
+  const ConvPathScope tf32(cuda::GemmPath::Tf32);
+  const std::vector<ConvCase> cases = {
+      {"2-D 3x3 pad 1", {2, 16, 17, 13}, {33, 16, 3, 3}, {1}, {1}, {1}, 1, false},
+      {"2-D 1x1, whole tiles", {1, 64, 8, 16}, {64, 64, 1, 1}, {1}, {0}, {1}, 1, false},
+      {"3-D 3x1x1 stride 2, grouped", {2, 6, 5, 3, 3}, {9, 2, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 3, false},
+  };
+  Generator gen(11);
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto integers = [&](const Shape& shape) {
+      std::vector<double> v = rand(shape, {}, &gen, -3, 3).values<double>();
+      for (double& e : v) e = std::floor(e);
+      return from_vector(v, shape, {.dtype = kFloat32});
+    };
+    Tensor x = integers(c.x), w = integers(c.w);
+    Tensor xg = x.to(kGpu).requires_grad_(), wg = w.to(kGpu).requires_grad_();
+    x.requires_grad_(), w.requires_grad_();
+    const Tensor y = conv(x, w, Tensor(), c.stride, c.padding, c.dilation, c.groups);
+    const Tensor yg = conv(xg, wg, Tensor(), c.stride, c.padding, c.dilation, c.groups);
+    const Tensor up = integers(y.shape());
+    y.backward(up);
+    yg.backward(up.to(kGpu));
+    EXPECT_EQ(compare_bits(yg, y), "") << "forward";
+    EXPECT_EQ(compare_bits(xg.grad(), x.grad()), "") << "input gradient";
+    EXPECT_EQ(compare_bits(wg.grad(), w.grad()), "") << "weight gradient";
+  }
+}
+
+// Each pass rounds both of its operands to the nearest TF32 value (the tensor cores alone would drop
+// the low bits). v = 1 + 3 x 2^-12 is three quarters of a TF32 step above 1, so it rounds to
+// r = 1 + 2^-10 and truncates to 1. A 1 x 1 convolution of one channel at one position, with x = w = v
+// and an upstream gradient of v, makes every pass a single product of two such values: y = r^2 and
+// both gradients r^2 exactly (float32 holds r^2 = 1 + 2^-9 + 2^-20), where an unrounded operand gives r
+// or 1.
+TEST(CudaConv, Tf32RoundsBothOperandsOfEveryPass) {
+  REQUIRE_GPU();
+  const ConvPathScope tf32(cuda::GemmPath::Tf32);
+  const double v = 1.0 + 3.0 / 4096.0, r = 1.0 + 1.0 / 1024.0;
+  Tensor x = full({1, 1, 1}, v).to(kGpu).requires_grad_(), w = full({1, 1, 1}, v).to(kGpu).requires_grad_();
+  const Tensor y = conv(x, w, Tensor(), {1}, {0});
+  y.backward(full({1, 1, 1}, v).to(kGpu));
+  const float want = static_cast<float>(r * r);
+  EXPECT_EQ(y.values<float>(), std::vector<float>{want}) << "forward";
+  EXPECT_EQ(x.grad().values<float>(), std::vector<float>{want}) << "input gradient";
+  EXPECT_EQ(w.grad().values<float>(), std::vector<float>{want}) << "weight gradient";
 }
 
 TEST(CudaConv, LongWeightGradientIsSplitAndStaysDeterministic) {

@@ -85,6 +85,9 @@ TEST(TrainConfig, OverridesAndJson) {
   EXPECT_NE(error_of([&] { apply_overrides(c, {"model.widths=3"}); }).find("widths"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"optimizer=rmsprop"}); }).find("rmsprop"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"device=gpu"}); }).find("gpu"), std::string::npos);
+  EXPECT_EQ(apply_overrides(c, {"math=tf32"}).math, "tf32");
+  EXPECT_NE(error_of([&] { apply_overrides(c, {"math=fp16"}); }).find("math must be fp32, tf32 or tf32-all"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"novalue"}); }).find("key=value"), std::string::npos);
   EXPECT_EQ(apply_overrides(c, {"audio_freq_mask=4"}).audio_freq_mask, 4);
   EXPECT_NE(error_of([&] { apply_overrides(c, {"audio_freq_mask=999"}); }).find("audio_freq_mask"), std::string::npos)

@@ -1,0 +1,94 @@
+// One warp-wide TF32 tensor-core product, D = A B + D with A 16 x 8, B 8 x 8 and D 16 x 8 in float32
+// (PTX mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32), and the rounding of its inputs.
+//
+// Unlike WMMA, whose fragment layout CUDA leaves unspecified, mma.sync fixes which lane holds which
+// element, so a kernel can load its fragments straight from shared memory with 32-bit loads at the
+// addresses it chooses. With g = lane / 4 and t = lane % 4 (PTX ISA, "Matrix fragments for mma.m16n8k8",
+// .tf32):
+//   a[i]: A[g + 8 (i % 2)][t + 4 (i / 2)]     (rows g and g + 8, columns t and t + 4)
+//   b[i]: B[t + 4 i][g]
+//   d[i]: D[g + 8 (i / 2)][2 t + i % 2]
+// The tensor cores use only the 19 high bits of each 32-bit input (sign, exponent, 10-bit mantissa), so
+// an unrounded input is truncated. round_to_tf32 rounds to nearest first, as the WMMA GEMM does, which
+// halves the input error and takes away its bias towards zero.
+//
+// Under the emulator (MINIDL_CUDA_EMULATED) the product is a warp exchange: every lane leaves its
+// fragments in a per-warp table and meets the others at a full-mask __syncwarp (so a lane that skips an
+// mma is reported, as it would hang or corrupt the tile on the GPU), then computes its four outputs from
+// the table, truncating the inputs as the hardware does and summing in k order in float, and meets them
+// again before the table can be refilled. The GPU's order of summation and its internal rounding differ;
+// the TF32 tests' tolerances cover that.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace minidl::cuda {
+
+#if defined(MINIDL_CUDA_EMULATED)
+namespace mma_emulation {
+inline float tf32_bits(float v, uint32_t add) {
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + add) & 0xffffe000u;  // inf and NaN keep their bits
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+struct Fragments {
+  float a[4], b[2];
+};
+inline Fragments& slot(int warp, int lane) {
+  static thread_local Fragments table[32][32];  // blocks run one at a time on the host thread
+  return table[warp][lane];
+}
+}  // namespace mma_emulation
+#endif
+
+// Rounds to the nearest TF32 value, ties away from zero (cvt.rna.tf32.f32); the result is a float whose
+// low 13 mantissa bits are zero.
+__device__ __forceinline__ float round_to_tf32(float v) {
+#if defined(MINIDL_CUDA_EMULATED)
+  return mma_emulation::tf32_bits(v, 0x1000u);
+#else
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  return __uint_as_float(r);
+#endif
+}
+
+// d += A B for this lane's fragments (layout above). Every lane of the warp must call it together.
+__device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const float (&a)[4], const float (&b)[2]) {
+#if defined(MINIDL_CUDA_EMULATED)
+  using namespace mma_emulation;
+  const int thread = static_cast<int>(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+  const int warp = thread / 32, lane = thread % 32;
+  Fragments& mine = slot(warp, lane);
+  for (int i = 0; i < 4; ++i) mine.a[i] = tf32_bits(a[i], 0);
+  for (int i = 0; i < 2; ++i) mine.b[i] = tf32_bits(b[i], 0);
+  __syncwarp();
+  const int g = lane / 4, t = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i / 2), col = 2 * t + i % 2;
+    float s = d[i];
+    for (int k = 0; k < 8; ++k) {
+      // A[row][k] is a[(row / 8) + 2 (k / 4)] of lane (row % 8) * 4 + k % 4; B[k][col] is b[k / 4] of
+      // lane col * 4 + k % 4.
+      const float x = slot(warp, (row % 8) * 4 + k % 4).a[row / 8 + 2 * (k / 4)];
+      const float y = slot(warp, col * 4 + k % 4).b[k / 4];
+      s = std::fma(x, y, s);
+    }
+    d[i] = s;
+  }
+  __syncwarp();  // no lane refills the table for its next mma while another still reads this one
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(__float_as_uint(a[0])), "r"(__float_as_uint(a[1])), "r"(__float_as_uint(a[2])), "r"(__float_as_uint(a[3])),
+        "r"(__float_as_uint(b[0])), "r"(__float_as_uint(b[1])));
+#endif
+}
+
+}  // namespace minidl::cuda
