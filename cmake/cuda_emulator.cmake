@@ -30,7 +30,7 @@ minidl_translate_for_emulator(emulated_sources ${MINIDL_CUDA_SOURCES} ${MINIDL_C
 
 add_library(minidl_cuda_emulated OBJECT ${emulated_sources} cuda/emulator/scheduler.cpp cuda/emulator/runtime.cpp)
 # Compiles `target`'s translated sources: the translations first, then the stand-ins for the toolkit's
-# device headers (mma.h, cuda_pipeline.h), then the sources; the toolkit's own headers last.
+# device headers (cuda_pipeline.h), then the sources; the toolkit's own headers last.
 function(minidl_use_emulator target)
   target_include_directories(${target} BEFORE PRIVATE ${MINIDL_EMULATED_DIR} ${PROJECT_SOURCE_DIR}/cuda/emulator/include
                                                       ${PROJECT_SOURCE_DIR})

@@ -8,18 +8,19 @@
 //    so memory latency hides behind arithmetic with one barrier per slice. A thread's rows (and columns)
 //    come in groups of four spaced 4 x (threads across) apart, which keeps its float4 reads of shared
 //    memory free of bank conflicts.
-// 2. sgemm_tf32: tensor cores through WMMA (m16n16k8, TF32 inputs, float32 accumulation). 128 x 128
-//    tiles, 8 warps of 64 x 32, K slices of 32 copied global -> shared with cp.async in a three-stage
-//    pipeline, so two slices are in flight while one is multiplied. Each thread rounds the groups it
-//    copied to TF32 in shared memory once they land, so fragments need no conversion. Needs 16-byte
-//    aligned operands with leading dimensions divisible by 4 (else the SIMT kernel runs).
+// 2. sgemm_tf32: tensor cores through mma.sync (m16n8k8, TF32 inputs, float32 accumulation;
+//    cuda/mma.cuh). 128 x 128 tiles, 8 warps of 64 x 32 (4 x 4 mma tiles each), K slices of 32 copied
+//    global -> shared with cp.async in a three-stage pipeline, so two slices are in flight while one is
+//    multiplied. Each thread rounds the groups it copied to TF32 in shared memory once they land, so
+//    fragments need no conversion; they are 32-bit loads from rows padded so that each load hits 32
+//    banks, and the results go straight from registers to C, two neighbouring columns per store. Needs
+//    16-byte aligned operands with leading dimensions divisible by 4 (else the SIMT kernel runs).
 //
 // Both read either layout of each operand (row-major: the second index is contiguous; column-major: the
 // first is, as a transposed view is), so the backward's A^T and B^T need no copies; any other strides
 // are copied to row-major first. Batches run as the third grid dimension, with per-batch offsets from
 // the batch dims' strides (0 where an operand is broadcast).
 #include <cuda_pipeline.h>
-#include <mma.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +33,7 @@
 #include "cuda/common.cuh"
 #include "cuda/indexing.cuh"
 #include "cuda/kernels.h"
+#include "cuda/mma.cuh"
 
 namespace minidl::cuda {
 namespace {
@@ -224,8 +226,6 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN), (simt_min_blocks<BM, BN
 }
 
 // ---- 2. TF32 tensor cores -------------------------------------------------------------------------
-namespace wmma = nvcuda::wmma;
-
 // cp.async of one 16-byte group whose first `bytes` (0, 4, 8, 12 or 16) come from src and the rest are
 // zeros, as one instruction: __pipeline_memcpy_async takes a run-time zero-fill size but compiles it to
 // a branch over the sizes around every copy (they were a third of the TF32 main loop's instructions).
@@ -239,23 +239,26 @@ __device__ __forceinline__ void copy_group_async(float* dst, const float* src, i
 #endif
 }
 
-constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcStages = 3, kTcThreads = 256, kTcPad = 4;
-// One operand's slice in shared memory, either orientation: 128 x (32 + 4) or 32 x (128 + 4) floats.
-constexpr int kTcSlice = kTcBM * (kTcBK + kTcPad) > kTcBK*(kTcBM + kTcPad) ? kTcBM*(kTcBK + kTcPad)
-                                                                           : kTcBK*(kTcBM + kTcPad);
+constexpr int kTcBM = 128, kTcBN = 128, kTcBK = 32, kTcStages = 3, kTcThreads = 256;
+// Row padding of a slice in shared memory, by orientation, so that a fragment load (eight rows g and
+// four columns t, mma.cuh) touches 32 different banks: rows along K (M or N contiguous in the row, 32
+// rows of 128) read element (t, g), bank 8 t + g with 128 + 8; rows along M or N (K contiguous, 128 rows
+// of 32) read element (g, t), bank 4 g + t with 32 + 4. Both keep rows 16-byte aligned for cp.async.
+constexpr int kTcPadK = 4, kTcPadMN = 8;
+// One operand's slice in shared memory, either orientation: 128 x (32 + 4) or 32 x (128 + 8) floats.
+constexpr int kTcSlice = kTcBM * (kTcBK + kTcPadK) > kTcBK*(kTcBM + kTcPadMN) ? kTcBM*(kTcBK + kTcPadK)
+                                                                              : kTcBK*(kTcBM + kTcPadMN);
 constexpr size_t kTcSmem = sizeof(float) * 2 * kTcSlice * kTcStages;
 
 template <bool kARow, bool kBRow>
 __global__ void __launch_bounds__(kTcThreads)
     sgemm_tf32(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
-               Batch batch, bool direct_c) {
-  using LayoutA = std::conditional_t<kARow, wmma::row_major, wmma::col_major>;
-  using LayoutB = std::conditional_t<kBRow, wmma::row_major, wmma::col_major>;
+               Batch batch, bool pairs_c) {
   // Shared layouts follow the global ones, so cp.async copies 16-byte groups unchanged:
-  //   A row-major: As[m][k] (ld 36)   A column-major: As[k][m] (ld 132)
-  //   B row-major: Bs[k][n] (ld 132)  B column-major: Bs[n][k] (ld 36)
-  constexpr int ldA = kARow ? kTcBK + kTcPad : kTcBM + kTcPad;
-  constexpr int ldB = kBRow ? kTcBN + kTcPad : kTcBK + kTcPad;
+  //   A row-major: As[m][k] (ld 36)   A column-major: As[k][m] (ld 136)
+  //   B row-major: Bs[k][n] (ld 136)  B column-major: Bs[n][k] (ld 36)
+  constexpr int ldA = kARow ? kTcBK + kTcPadK : kTcBM + kTcPadMN;
+  constexpr int ldB = kBRow ? kTcBN + kTcPadMN : kTcBK + kTcPadK;
   extern __shared__ __align__(128) float smem[];
   float* As = smem;                         // kTcStages slices
   float* Bs = smem + kTcStages * kTcSlice;  // kTcStages slices
@@ -303,8 +306,7 @@ __global__ void __launch_bounds__(kTcThreads)
   auto round_stage = [&](int st) {
     auto round4 = [](float* p) {
       float4 v = load4(p);
-      v.x = wmma::__float_to_tf32(v.x), v.y = wmma::__float_to_tf32(v.y);
-      v.z = wmma::__float_to_tf32(v.z), v.w = wmma::__float_to_tf32(v.w);
+      v.x = round_to_tf32(v.x), v.y = round_to_tf32(v.y), v.z = round_to_tf32(v.z), v.w = round_to_tf32(v.w);
       store4(p, v);
     };
 #pragma unroll
@@ -315,11 +317,9 @@ __global__ void __launch_bounds__(kTcThreads)
     }
   };
 
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[4][2];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  // The warp's 64 x 32 of C as 4 x 4 mma tiles of 16 x 8, each lane's four elements of each (mma.cuh).
+  float acc[4][4][4] = {};
+  const int g = lane / 4, q = lane % 4;
 
   const int slices = (K + kTcBK - 1) / kTcBK;
 #pragma unroll
@@ -336,49 +336,52 @@ __global__ void __launch_bounds__(kTcThreads)
     __pipeline_commit();  // an empty group keeps the count of outstanding groups uniform
     const float* as = As + (s % kTcStages) * kTcSlice;
     const float* bs = Bs + (s % kTcStages) * kTcSlice;
+    // Element (m, k) of the slice of A and (k, n) of the slice of B, in either layout.
+    auto a_at = [&](int m, int k) { return kARow ? as[m * ldA + k] : as[k * ldA + m]; };
+    auto b_at = [&](int k, int n) { return kBRow ? bs[k * ldB + n] : bs[n * ldB + k]; };
 #pragma unroll
-    for (int kk = 0; kk < kTcBK / 8; ++kk) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LayoutA> fa[4];
-      wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LayoutB> fb[2];
+    for (int kk = 0; kk < kTcBK; kk += 8) {
+      float fa[4][4], fb[4][2];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const int m = wm * 64 + i * 16;
-        wmma::load_matrix_sync(fa[i], kARow ? as + m * ldA + kk * 8 : as + kk * 8 * ldA + m, ldA);
+        const int m = wm * 64 + i * 16 + g;
+        fa[i][0] = a_at(m, kk + q);
+        fa[i][1] = a_at(m + 8, kk + q);
+        fa[i][2] = a_at(m, kk + q + 4);
+        fa[i][3] = a_at(m + 8, kk + q + 4);
       }
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        const int n = wn * 32 + j * 16;
-        wmma::load_matrix_sync(fb[j], kBRow ? bs + kk * 8 * ldB + n : bs + n * ldB + kk * 8, ldB);
+      for (int j = 0; j < 4; ++j) {
+        const int n = wn * 32 + j * 8 + g;
+        fb[j][0] = b_at(kk + q, n);
+        fb[j][1] = b_at(kk + q + 4, n);
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        for (int j = 0; j < 4; ++j) mma_tf32_16x8x8(acc[i][j], fa[i], fb[j]);
     }
   }
-  __pipeline_wait_prior(0);
-  __syncthreads();  // the staging area below reuses the pipeline's shared memory
+  __pipeline_wait_prior(0);  // the last, empty groups: nothing outstanding when the block exits
 
-  float* stage = smem + warp * 16 * 16;
+  // Each lane holds pairs of neighbouring columns (2 q, 2 q + 1) of rows g and g + 8 of each tile:
+  // one 8-byte store per pair where C allows it (pairs_c), else one element at a time.
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int m = m0 + wm * 64 + i * 16, n = n0 + wn * 32 + j * 16;
-      if (m >= M || n >= N) continue;
-      if (direct_c && m + 16 <= M && n + 16 <= N) {
-        wmma::store_matrix_sync(C + static_cast<int64_t>(m) * ldc + n, acc[i][j], static_cast<unsigned>(ldc),
-                                wmma::mem_row_major);
-        continue;
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int m = m0 + wm * 64 + i * 16 + g + 8 * h, n = n0 + wn * 32 + j * 8 + 2 * q;
+        if (m >= M || n >= N) continue;
+        float* c = C + static_cast<int64_t>(m) * ldc + n;
+        if (pairs_c && n + 1 < N) {
+          store2(c, make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]));
+        } else {
+          c[0] = acc[i][j][2 * h];
+          if (n + 1 < N) c[1] = acc[i][j][2 * h + 1];
+        }
       }
-      wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
-      __syncwarp();
-      for (int e = lane; e < 256; e += kWarp) {
-        const int r = e / 16, c = e % 16;
-        if (m + r < M && n + c < N) C[static_cast<int64_t>(m + r) * ldc + n + c] = stage[e];
-      }
-      __syncwarp();
-    }
 }
 
 // ---- host side -------------------------------------------------------------------------------------
@@ -425,11 +428,12 @@ bool as_operand(const float* p, int64_t rows, int64_t cols, int64_t rs, int64_t 
 }
 
 // The output of a launch: C, its leading dimension, and whether every batch's C is 16-byte aligned
-// with ldc divisible by 4 (vec4) or 32-byte aligned with ldc divisible by 8 (the TF32 direct store).
+// with ldc divisible by 4 (vec4), and whether it is 8-byte aligned with ldc even (vec2: the TF32
+// kernel's paired stores).
 struct Output {
   float* p;
   int64_t ld;
-  bool vec4, vec8;
+  bool vec4, vec2;
 };
 
 // Calls fn with the operands' layouts as compile-time constants (std::true_type: row-major), so each
@@ -473,7 +477,7 @@ void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b,
   allow_tf32_shared_memory<kARow, kBRow>(device);
   const dim3 grid((N + kTcBN - 1) / kTcBN, (M + kTcBM - 1) / kTcBM, zcount);
   sgemm_tf32<kARow, kBRow>
-      <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec8);
+      <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec2);
 }
 
 // Row tiles go on grid.y (at most 65535), so taller products run in chunks of this many rows: a
@@ -534,7 +538,7 @@ void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64
     return;
   }
   const Operand a{A, lda, true, batches_aligned(A, lda, {}, 4)}, b{B, ldb, true, batches_aligned(B, ldb, {}, 4)};
-  const Output c{C, ldc, batches_aligned(C, ldc, {}, 4), batches_aligned(C, ldc, {}, 8)};
+  const Output c{C, ldc, batches_aligned(C, ldc, {}, 4), batches_aligned(C, ldc, {}, 2)};
   launch(path, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), a, b, c, Batch{}, 1, device);
 }
 
@@ -616,7 +620,7 @@ void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   ops.ob.vec = batches_aligned(ops.ob.p, ops.ob.ld, sb, 4);
   float* cp = device_data<float>(out);
   const int64_t ldc = M == 1 ? N : out.stride(-2);
-  const Output c{cp, ldc, batches_aligned(cp, ldc, sc, 4), batches_aligned(cp, ldc, sc, 8)};
+  const Output c{cp, ldc, batches_aligned(cp, ldc, sc, 4), batches_aligned(cp, ldc, sc, 2)};
   launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), ops.oa, ops.ob, c, batch, count,
          device);
 }
@@ -676,7 +680,7 @@ bool matmul_group(const std::vector<GemmProblem>& problems) {
     b.vec = batches_aligned(b.p, b.ld, {}, 4);
     float* cp = device_data<float>(p.out);
     const int64_t ldc = M == 1 ? N : p.out.stride(0);
-    const Output ci{cp, ldc, batches_aligned(cp, ldc, {}, 4), batches_aligned(cp, ldc, {}, 8)};
+    const Output ci{cp, ldc, batches_aligned(cp, ldc, {}, 4), batches_aligned(cp, ldc, {}, 2)};
     if (i == 0) {
       oa = a, ob = b, c = ci;
     } else {
@@ -687,7 +691,7 @@ bool matmul_group(const std::vector<GemmProblem>& problems) {
       oa.vec = oa.vec && a.vec;
       ob.vec = ob.vec && b.vec;
       c.vec4 = c.vec4 && ci.vec4;
-      c.vec8 = c.vec8 && ci.vec8;
+      c.vec2 = c.vec2 && ci.vec2;
     }
     batch.ga[i] = elements_between(oa.p, a.p);
     batch.gb[i] = elements_between(ob.p, b.p);

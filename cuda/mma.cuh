@@ -9,8 +9,8 @@
 //   b[i]: B[t + 4 i][g]
 //   d[i]: D[g + 8 (i / 2)][2 t + i % 2]
 // The tensor cores use only the 19 high bits of each 32-bit input (sign, exponent, 10-bit mantissa), so
-// an unrounded input is truncated. round_to_tf32 rounds to nearest first, as the WMMA GEMM does, which
-// halves the input error and takes away its bias towards zero.
+// an unrounded input is truncated. round_to_tf32 rounds to nearest first, which halves the input error
+// and takes away its bias towards zero.
 //
 // Under the emulator (MINIDL_CUDA_EMULATED) the product is a warp exchange: every lane leaves its
 // fragments in a per-warp table and meets the others at a full-mask __syncwarp (so a lane that skips an

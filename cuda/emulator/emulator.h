@@ -16,7 +16,7 @@
 //   - threads waiting at different __syncthreads calls (a barrier in divergent code);
 //   - a launch the H100 would refuse for its threads, grid size or shared memory (static plus dynamic,
 //     against 48 KB or the kernel's opt-in); __launch_bounds__ is not checked;
-//   - misaligned cp.async and wmma addresses.
+//   - misaligned cp.async addresses.
 // What it cannot see: every race between threads (a fiber runs until its barrier, so a missing
 // __syncthreads shows only when the reader's fiber runs before the writer's; MINIDL_CUDA_EMULATOR_ORDER=
 // reverse runs a block's threads last to first, for the races the usual order hides), the memory model,

@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "cuda/emulator/emulator.h"
-#include "cuda/emulator/include/mma.h"
 
 // ---- fiber contexts ---------------------------------------------------------------------------------
 // On x86-64 a switch saves the callee-saved registers and the floating-point control words (as the
@@ -541,15 +540,3 @@ void pipeline_wait_prior(size_t groups) {
 }
 
 }  // namespace minidl::emu
-
-namespace nvcuda::wmma::detail {
-int lane() { return minidl::emu::running("a wmma operation").current % 32; }
-
-void check(bool ok, const char* what) {
-  if (ok) return;
-  minidl::emu::BlockRun& run = minidl::emu::running(what);
-  run.error = std::string(what) + " in " + minidl::emu::where(run, run.current) +
-              ": the pointer must be 32-byte aligned and ldm a multiple of 16 bytes";
-  minidl::emu::abandon_thread(run);
-}
-}  // namespace nvcuda::wmma::detail

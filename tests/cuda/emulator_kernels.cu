@@ -1,7 +1,6 @@
 // Kernels for tests/cuda/test_cuda_emulator.cpp (see emulator_kernels.h). Compiled only in the emulated
 // build, through cuda/emulator/translate.cpp like the kernels of cuda/.
 #include <cuda_pipeline.h>
-#include <mma.h>
 
 #include <cmath>
 
@@ -11,8 +10,6 @@
 
 namespace minidl::emulator_test {
 namespace {
-
-namespace wmma = nvcuda::wmma;
 
 // Copies n device values back and frees them; the launch error wins over a copy error.
 template <class T>
@@ -94,12 +91,6 @@ __global__ void far_shuffle_kernel(int* out) {
   out[lane * 2 + 1] = __shfl_down_sync(0xffffffffu, lane, 40);
 }
 
-__global__ void misaligned_wmma_kernel(float* c) {
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
-  wmma::fill_fragment(acc, 1.0f);
-  wmma::store_matrix_sync(c + 1, acc, 16, wmma::mem_row_major);
-}
-
 __global__ void pipeline_kernel(const float* src, float* out, int zero_fill) {
   __shared__ __align__(16) float stage[16];
   const unsigned t = threadIdx.x;
@@ -109,19 +100,6 @@ __global__ void pipeline_kernel(const float* src, float* out, int zero_fill) {
   out[t * 2] = stage[t * 4];
   __pipeline_wait_prior(0);
   out[t * 2 + 1] = stage[t * 4 + 3];
-}
-
-__global__ void wmma_kernel(const float* a, const float* b, float* c, int skipping_lane) {
-  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
-  wmma::fill_fragment(acc, 0.0f);
-  wmma::load_matrix_sync(fa, a, 8);
-  wmma::load_matrix_sync(fb, b, 16);
-  for (int t = 0; t < fa.num_elements; ++t) fa.x[t] = wmma::__float_to_tf32(fa.x[t]);
-  for (int t = 0; t < fb.num_elements; ++t) fb.x[t] = wmma::__float_to_tf32(fb.x[t]);
-  wmma::mma_sync(acc, fa, fb, acc);
-  if (static_cast<int>(threadIdx.x) != skipping_lane) wmma::store_matrix_sync(c, acc, 16, wmma::mem_row_major);
 }
 
 // Each lane loads its fragments of A (16 x 8) and B (8 x 8, row-major in b) where cuda/mma.cuh says
@@ -204,13 +182,6 @@ cudaError_t far_shuffles(std::vector<int>& out) {
   return finish(cudaGetLastError(), d, 64, out);
 }
 
-cudaError_t misaligned_wmma_store() {
-  std::vector<float> out;
-  float* d = device_buffer<float>(512);
-  misaligned_wmma_kernel<<<1, 32>>>(d);
-  return finish(cudaGetLastError(), d, 512, out);
-}
-
 cudaError_t empty_launch(dim3 grid, dim3 block, size_t shared, int opt_in) {
   if (opt_in > 0) {
     const cudaError_t e = cudaFuncSetAttribute(empty_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, opt_in);
@@ -232,22 +203,6 @@ cudaError_t pipeline_copy(size_t zero_fill, std::vector<float>& out) {
   pipeline_kernel<<<1, 4>>>(s, d, static_cast<int>(zero_fill));
   const cudaError_t e = finish(cudaGetLastError(), d, 8, out);
   cudaFree(s);
-  return e;
-}
-
-cudaError_t wmma_product(const std::vector<float>& a, const std::vector<float>& b, int skipping_lane,
-                         std::vector<float>& out) {
-  float* da = device_buffer<float>(128);
-  float* db = device_buffer<float>(128);
-  float* dc = device_buffer<float>(256);
-  cudaMemcpy(da, a.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
-  cudaMemcpy(db, b.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
-  const std::vector<float> nans(256, std::nanf(""));
-  cudaMemcpy(dc, nans.data(), 256 * sizeof(float), cudaMemcpyHostToDevice);
-  wmma_kernel<<<1, 32>>>(da, db, dc, skipping_lane);
-  const cudaError_t e = finish(cudaGetLastError(), dc, 256, out);
-  cudaFree(da);
-  cudaFree(db);
   return e;
 }
 

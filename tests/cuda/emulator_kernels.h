@@ -36,9 +36,6 @@ cudaError_t static_and_dynamic_shared(size_t dynamic);
 // Shuffles with arguments outside [0, 32): xor with lane mask 33 and down by 40, per lane.
 cudaError_t far_shuffles(std::vector<int>& out);
 
-// A wmma store to a pointer one float past a 32-byte boundary.
-cudaError_t misaligned_wmma_store();
-
 // One empty kernel with the given configuration and dynamic shared memory; `opt_in` > 0 calls
 // cudaFuncSetAttribute for that many bytes first (its error is returned if it fails).
 cudaError_t empty_launch(dim3 grid, dim3 block, size_t shared, int opt_in);
@@ -46,11 +43,6 @@ cudaError_t empty_launch(dim3 grid, dim3 block, size_t shared, int opt_in);
 // Each of 4 threads copies 16 bytes (the last `zero_fill` of them zeroed) into shared memory with
 // cp.async and reads its first float before and after waiting: 8 values.
 cudaError_t pipeline_copy(size_t zero_fill, std::vector<float>& out);
-
-// One warp multiplies a 16 x 8 by an 8 x 16 matrix with wmma (TF32), every lane storing its part of
-// the result except `skipping_lane` (-1: none); the 16 x 16 result starts as NaNs.
-cudaError_t wmma_product(const std::vector<float>& a, const std::vector<float>& b, int skipping_lane,
-                         std::vector<float>& out);
 
 // Two warps each compute D = A B + 1 (A 16 x 8, B 8 x 8, row-major) with cuda/mma.cuh's mma_tf32_16x8x8,
 // loading their fragments where its comment says, into out[0, 128) and out[128, 256); lane

@@ -11,6 +11,9 @@
 //   TF32: inputs rounded to 11 significant bits (relative error up to 2^-11), so each product is off by
 //   about 4e-4 of its size and the sum by about 4e-4 x 1.33 sqrt(K). Allowed: 5e-3 sqrt(K), about nine
 //   standard deviations of that error, plus the SIMT allowance for the float32 sums (tf32_sums).
+#include <array>
+#include <cmath>
+
 #include "cuda/kernels.h"
 #include "tests/cuda/cuda_test_helpers.h"
 
@@ -99,6 +102,34 @@ TEST(CudaGemm, TransposedOperandsOnTheTensorCores) {
         [](const std::vector<Tensor>& v) { return matmul(v[0].narrow(1, 0, 35), v[1]); }, {{{128, 36}}, {{35, 64}}}, t,
         t);
   });
+}
+
+// Small integers are exact in TF32, and so are their products and sums in float32: on the tensor cores
+// too, every layout must give the CPU's bits. An element taken from the wrong lane of an mma fragment,
+// a wrong bank-padding offset or a result stored to the wrong place shows as an exact mismatch, which a
+// tolerance could hide. The second size leaves partial tiles on every edge (M 132, N 76, K 44: a
+// partial slice), with leading dimensions divisible by 4 so that every layout runs on the tensor cores.
+TEST(CudaGemm, Tf32IsExactOnSmallIntegersInEveryLayout) {
+  REQUIRE_GPU();
+  const cuda::GemmPath before = cuda::gemm_path();
+  cuda::set_gemm_path(cuda::GemmPath::Tf32);
+  Generator gen(21);
+  auto integers = [&](const Shape& shape) {
+    std::vector<double> v = rand(shape, {}, &gen, -4, 4).values<double>();
+    for (double& e : v) e = std::floor(e);
+    return from_vector(v, shape, {.dtype = kFloat32});
+  };
+  for (auto [M, N, K] : {std::array<int64_t, 3>{128, 128, 64}, std::array<int64_t, 3>{132, 76, 44}}) {
+    const Tensor a = integers({M, K}), b = integers({K, N}), ref = matmul(a, b);
+    const Tensor ag = a.to(kGpu), bg = b.to(kGpu);
+    const Tensor at = ag.t().contiguous().t(), bt = bg.t().contiguous().t();  // the column-major layouts
+    const std::string size = std::to_string(M) + " x " + std::to_string(N) + " x " + std::to_string(K);
+    EXPECT_EQ(compare_bits(matmul(ag, bg), ref), "") << "A B, " << size;
+    EXPECT_EQ(compare_bits(matmul(at, bg), ref), "") << "A^T-stored B, " << size;
+    EXPECT_EQ(compare_bits(matmul(ag, bt), ref), "") << "A B^T-stored, " << size;
+    EXPECT_EQ(compare_bits(matmul(at, bt), ref), "") << "both column-major, " << size;
+  }
+  cuda::set_gemm_path(before);
 }
 
 // TF32 keeps 10 of float32's 23 mantissa bits. The kernel rounds its inputs to the nearest TF32 value;
