@@ -12,8 +12,9 @@
 // the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
 // position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
 // offset) comes from a small table built on the device before the launch, so the gather costs a table
-// read, three bounds checks and one load instead of a cascade of integer divisions. The divisions left
-// in the loops (by the output plane, by the stride) are a multiply and a shift (fast_divide.h).
+// read, three unsigned bounds checks and one load instead of a cascade of integer divisions. The
+// divisions left in the loops (by the output plane; by the stride, in a data gradient whose strides are
+// not all 1) are a multiply and a shift (fast_divide.h).
 //
 // Two paths share the loop (conv_path(), as matmul's gemm_path()): SIMT float32, and TF32 tensor cores
 // (cuda/mma.cuh), which round each staged element to TF32 and replace the 4 x 4 FFMA sub-tiles with
@@ -77,38 +78,39 @@ Geom geom_of(const ConvShape& s) {
   return g;
 }
 
-// A kernel offset: its reach along each spatial dim, (kernel index) x dilation, packed 10 bits each.
-__device__ __forceinline__ int reach(int packed, int d) { return (packed >> (20 - 10 * d)) & 1023; }
-
-// Table entry of a reduction index k = (channel, kernel offset):
+// Table entry of a reduction index k = (channel, kernel offset), one 16-byte load in the gathers:
 //   x: the channel's plane offset plus the offset's reach inside the plane (forward and weight grad), or
 //      the output channel's plane offset (data grad);
-//   y: the packed reaches; z: the weight offset of (channel, kernel offset) for the data grad.
-__global__ void build_table(Geom g, bool data_grad, int4* table) {
+//   y, z, w: the offset's reach along each spatial dim, (kernel index) x dilation.
+// The data grad's weight-like operand also needs, per k = (co, offset), the offset of w[co, 0, offset]
+// (weight_offsets; + ci * KK at use).
+__global__ void build_table(Geom g, bool data_grad, int4* table, int* weight_offsets) {
   const int n = data_grad ? g.cout_g * g.KK : g.K;
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= n) return;
   const int c = k / g.KK, r = k % g.KK;
   const int kd = r / (g.kernel[1] * g.kernel[2]), kh = (r / g.kernel[2]) % g.kernel[1], kw = r % g.kernel[2];
   const int dz = kd * g.dil[0], dy = kh * g.dil[1], dx = kw * g.dil[2];
-  int4 e;
-  e.x = data_grad ? c * g.P : c * g.Q + (dz * g.in[1] + dy) * g.in[2] + dx;
-  e.y = (dz << 20) | (dy << 10) | dx;
-  e.z = data_grad ? (c * g.cin_g) * g.KK + r : 0;  // + ci * KK at use
-  e.w = 0;
-  table[k] = e;
+  const int plane = data_grad ? c * g.P : c * g.Q + (dz * g.in[1] + dy) * g.in[2] + dx;
+  table[k] = make_int4(plane, dz, dy, dx);
+  if (data_grad) weight_offsets[k] = (c * g.cin_g) * g.KK + r;
 }
 
-// Output position p -> its window's corner in the input (may be negative: padding).
+// Output position p -> its window's corner in the input (x, y, z; may be negative: padding) and the
+// corner's offset in an input plane (w).
 __global__ void build_corners(Geom g, int4* corners) {
   const int p = blockIdx.x * blockDim.x + threadIdx.x;
   if (p >= g.P) return;
   const int od = p / (g.out[1] * g.out[2]), oh = (p / g.out[2]) % g.out[1], ow = p % g.out[2];
-  corners[p] = make_int4(od * g.stride[0] - g.pad[0], oh * g.stride[1] - g.pad[1], ow * g.stride[2] - g.pad[2], 0);
+  const int z = od * g.stride[0] - g.pad[0], y = oh * g.stride[1] - g.pad[1], x = ow * g.stride[2] - g.pad[2];
+  corners[p] = make_int4(z, y, x, (z * g.in[1] + y) * g.in[2] + x);
 }
 
+// One unsigned comparison per dim: a negative coordinate wraps to above any extent.
 __device__ __forceinline__ bool inside(int z, int y, int x, const int (&n)[3]) {
-  return z >= 0 && z < n[0] && y >= 0 && y < n[1] && x >= 0 && x < n[2];
+  return static_cast<unsigned>(z) < static_cast<unsigned>(n[0]) &&
+         static_cast<unsigned>(y) < static_cast<unsigned>(n[1]) &&
+         static_cast<unsigned>(x) < static_cast<unsigned>(n[2]);
 }
 
 // Where element acc[f][i] of a thread's accumulators sits in the block's 64 x 64 tile.
@@ -234,7 +236,7 @@ struct Forward {
   __device__ float a(int m, int k) const { return w[static_cast<int64_t>(group * g.cout_g + m) * g.K + k]; }
   __device__ float b(const Column& c, int k) const {
     const int4 e = table[k];
-    if (!inside(c.z + reach(e.y, 0), c.y + reach(e.y, 1), c.x + reach(e.y, 2), g.in)) return 0.0f;
+    if (!inside(c.z + e.y, c.y + e.z, c.x + e.w, g.in)) return 0.0f;
     return x[c.base + e.x];
   }
 };
@@ -261,10 +263,14 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // ---- data gradient: M = C_in/G, N = batch x Q, reduction over k = (co, offset) -----------------------
+// kUnitStride: every stride is 1 (most of W2's convolutions), so the output position an input position
+// feeds through an offset is the difference itself, and the divisions by the stride drop out.
+template <bool kUnitStride>
 struct DataGrad {
   Geom g;
   const float *gy, *w;
   const int4* table;
+  const int* weight_offsets;
   int group;
   struct Column {
     int64_t base;  // offset in gy of (b, first output channel of the group)
@@ -279,33 +285,36 @@ struct DataGrad {
     c.base = (static_cast<int64_t>(b) * g.cout + group * g.cout_g) * g.P;
     return c;
   }
-  // w[co, ci, offset] with k = (co, offset): the table holds co's weight offset and the offset.
+  // w[co, ci, offset] with k = (co, offset).
   __device__ float a(int m, int k) const {
-    const int4 e = table[k];
-    return w[static_cast<int64_t>(group * g.cout_g) * g.cin_g * g.KK + e.z + m * g.KK];
+    return w[static_cast<int64_t>(group * g.cout_g) * g.cin_g * g.KK + weight_offsets[k] + m * g.KK];
   }
   // The output position this input position feeds through the kernel offset, if any.
   __device__ float b(const Column& c, int k) const {
     const int4 e = table[k];
-    int o[3];
-    const int t[3] = {c.z - reach(e.y, 0), c.y - reach(e.y, 1), c.x - reach(e.y, 2)};
+    int o[3] = {c.z - e.y, c.y - e.z, c.x - e.w};
+    if (kUnitStride) {
+      if (!inside(o[0], o[1], o[2], g.out)) return 0.0f;
+    } else {
 #pragma unroll
-    for (int d = 0; d < 3; ++d) {
-      if (t[d] < 0) return 0.0f;
-      uint32_t q, r;
-      g.by_stride[d].divmod(t[d], q, r);
-      if (r != 0 || q >= static_cast<uint32_t>(g.out[d])) return 0.0f;
-      o[d] = static_cast<int>(q);
+      for (int d = 0; d < 3; ++d) {
+        if (o[d] < 0) return 0.0f;
+        uint32_t q, r;
+        g.by_stride[d].divmod(o[d], q, r);
+        if (r != 0 || q >= static_cast<uint32_t>(g.out[d])) return 0.0f;
+        o[d] = static_cast<int>(q);
+      }
     }
     return gy[c.base + e.x + (static_cast<int64_t>(o[0]) * g.out[1] + o[1]) * g.out[2] + o[2]];
   }
 };
 
-template <bool kTf32>
+template <bool kTf32, bool kUnitStride>
 __global__ void __launch_bounds__(kThreads)
-    conv_data_grad_kernel(Geom g, const float* gy, const float* w, const int4* table, float* gx) {
+    conv_data_grad_kernel(Geom g, const float* gy, const float* w, const int4* table, const int* weight_offsets,
+                          float* gx) {
   const int group = blockIdx.z;
-  const DataGrad op{g, gy, w, table, group};
+  const DataGrad<kUnitStride> op{g, gy, w, table, weight_offsets, group};
   const int M = g.cin_g, N = g.batch * g.Q, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   float acc[4][4] = {};
   tile_loop<kTf32>(op, M, N, 0, g.cout_g * g.KK, m0, n0, acc);
@@ -325,30 +334,21 @@ __global__ void __launch_bounds__(kThreads)
 // ---- weight gradient: M = C_out/G, N = K, reduction over (b, p) ---------------------------------------
 struct WeightGrad {
   Geom g;
-  const float *gy, *x;
+  const float *gy, *x;  // the group's first output and input channel of batch item 0
   const int4 *table, *corners;
-  int group;
-  struct Column {
-    int off;    // the column's channel plane and kernel reach inside x's group planes
-    int reach;  // packed
-  };
-  __device__ Column column(int n) const {
-    const int4 e = table[n];
-    return {e.x, e.y};
-  }
+  using Column = int4;  // the table entry of the column's k: plane offset and reaches
+  __device__ Column column(int n) const { return table[n]; }
   __device__ float a(int m, int k) const {
     uint32_t b, p;
     g.by_P.divmod(k, b, p);
-    return gy[(static_cast<int64_t>(b) * g.cout + group * g.cout_g + m) * g.P + p];
+    return gy[static_cast<int64_t>(b) * (g.cout * g.P) + m * g.P + p];
   }
   __device__ float b(const Column& c, int k) const {
-    uint32_t bi, p;
-    g.by_P.divmod(k, bi, p);
+    uint32_t b, p;
+    g.by_P.divmod(k, b, p);
     const int4 corner = corners[p];
-    if (!inside(corner.x + reach(c.reach, 0), corner.y + reach(c.reach, 1), corner.z + reach(c.reach, 2), g.in))
-      return 0.0f;
-    return x[(static_cast<int64_t>(bi) * g.cin + group * g.cin_g) * g.Q + c.off +
-             (static_cast<int64_t>(corner.x) * g.in[1] + corner.y) * g.in[2] + corner.z];
+    if (!inside(corner.x + c.y, corner.y + c.z, corner.z + c.w, g.in)) return 0.0f;
+    return x[static_cast<int64_t>(b) * (g.cin * g.Q) + c.x + corner.w];
   }
 };
 
@@ -357,7 +357,8 @@ __global__ void __launch_bounds__(kThreads)
     conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
                             int64_t seg, float* out) {
   const int group = blockIdx.z % g.groups, split = blockIdx.z / g.groups;
-  const WeightGrad op{g, gy, x, table, corners, group};
+  const WeightGrad op{g, gy + static_cast<int64_t>(group) * g.cout_g * g.P,
+                      x + static_cast<int64_t>(group) * g.cin_g * g.Q, table, corners};
   const int M = g.cout_g, N = g.K, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   const int64_t total = static_cast<int64_t>(g.batch) * g.P;
   const int64_t end = (split + 1) * seg < total ? (split + 1) * seg : total;
@@ -409,17 +410,15 @@ void check(const Tensor& t, const char* what) {
 }
 
 // Checked in 64 bits on the shape itself, before geom_of narrows it to int: the tiles index up to
-// 64 past an extent (n0 + 63, k0 + kSlice), and a table entry adds a padded reach to a channel's
-// plane offset, so both keep that headroom below 2^31.
+// 64 past an extent (n0 + 63, k0 + kSlice), and a table entry adds a kernel offset's reach to a
+// channel's plane offset and a window corner, so both keep that headroom below 2^31.
 void check_limits(const ConvShape& s) {
   int64_t P = 1, Q = 1, KK = 1, padded_in = 1;
   for (int d = 0; d < 3; ++d) {
-    MINIDL_CHECK((s.kernel[d] - 1) * s.dilation[d] < 1024, "conv: a kernel reaching ",
-                 (s.kernel[d] - 1) * s.dilation[d] + 1, " positions is more than the CUDA kernels pack (1024)");
     P *= s.out[d];
     Q *= s.in[d];
     KK *= s.kernel[d];
-    padded_in *= s.in[d] + 2 * s.padding[d] + 1024;
+    padded_in *= s.in[d] + 2 * s.padding[d] + (s.kernel[d] - 1) * s.dilation[d] + 1;
   }
   const int64_t big = (int64_t{1} << 31) - 64, cin_g = s.in_channels / s.groups, K = cin_g * KK;
   MINIDL_CHECK(s.batch * std::max(P, Q) < big && s.in_channels * Q < big && s.out_channels * P < big && K < big &&
@@ -472,7 +471,7 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
     return;
   }
   const Scratch table(sizeof(int4) * g.K, device);
-  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>());
+  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>(), nullptr);
   MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
   on_current_path([&](auto tf32) {
     conv_forward_kernel<decltype(tf32)::value><<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
@@ -498,12 +497,21 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     if (kd == 0) {
       fill(gx, 0.0);
     } else {
-      const Scratch table(sizeof(int4) * kd, device);
-      build_table<<<(kd + 255) / 256, 256, 0, stream>>>(g, true, table.as<int4>());
+      const Scratch table(sizeof(int4) * kd, device), weight_offsets(sizeof(int) * kd, device);
+      build_table<<<(kd + 255) / 256, 256, 0, stream>>>(g, true, table.as<int4>(), weight_offsets.as<int>());
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
+      const bool unit_stride = g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
       on_current_path([&](auto tf32) {
-        conv_data_grad_kernel<decltype(tf32)::value><<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
-            g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), device_data<float>(gx));
+        auto launch = [&](auto unit) {
+          conv_data_grad_kernel<decltype(tf32)::value, decltype(unit)::value>
+              <<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
+                  g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), weight_offsets.as<int>(),
+                  device_data<float>(gx));
+        };
+        if (unit_stride)
+          launch(std::true_type{});
+        else
+          launch(std::false_type{});
       });
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
     }
@@ -523,7 +531,7 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
     const int nsplit = static_cast<int>((total + seg - 1) / seg);
     const Scratch table(sizeof(int4) * g.K, device), corners(sizeof(int4) * g.P, device);
-    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>());
+    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>(), nullptr);
     build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, corners.as<int4>());
     MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
     const int64_t n = static_cast<int64_t>(g.cout) * g.K;

@@ -26,12 +26,21 @@
 
 namespace minidl::cuda {
 
+// TF32 values as float bits (infinities and NaNs keep theirs): the low 13 mantissa bits dropped, as the
+// tensor cores drop them, or rounded to the nearest TF32 value with ties to even.
+__host__ __device__ inline uint32_t truncated_tf32_bits(uint32_t u) {
+  return (u & 0x7f800000u) == 0x7f800000u ? u : u & 0xffffe000u;
+}
+__host__ __device__ inline uint32_t nearest_tf32_bits(uint32_t u) {
+  return (u & 0x7f800000u) == 0x7f800000u ? u : (u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u;
+}
+
 #if defined(MINIDL_CUDA_EMULATED)
 namespace mma_emulation {
-inline float tf32_bits(float v, uint32_t add) {
+inline float with_bits(float v, uint32_t (*f)(uint32_t)) {
   uint32_t u;
   std::memcpy(&u, &v, 4);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + add) & 0xffffe000u;  // inf and NaN keep their bits
+  u = f(u);
   std::memcpy(&v, &u, 4);
   return v;
 }
@@ -45,15 +54,19 @@ inline Fragments& slot(int warp, int lane) {
 }  // namespace mma_emulation
 #endif
 
-// Rounds to the nearest TF32 value, ties away from zero (cvt.rna.tf32.f32); the result is a float whose
-// low 13 mantissa bits are zero.
+// Rounds to the nearest TF32 value, ties to even; the result is a float whose low 13 mantissa bits are
+// zero. sm_90 does it in one instruction (cvt.rn.tf32.f32, an F2FP); older targets have only cvt.rna
+// (ties away from zero, three or four instructions), so they use the integer form, and every target
+// and the emulator round alike.
 __device__ __forceinline__ float round_to_tf32(float v) {
 #if defined(MINIDL_CUDA_EMULATED)
-  return mma_emulation::tf32_bits(v, 0x1000u);
-#else
+  return mma_emulation::with_bits(v, nearest_tf32_bits);
+#elif __CUDA_ARCH__ >= 900
   uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
+  asm("cvt.rn.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(v));
   return __uint_as_float(r);
+#else
+  return __uint_as_float(nearest_tf32_bits(__float_as_uint(v)));
 #endif
 }
 
@@ -64,8 +77,8 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const float (&a)[
   const int thread = static_cast<int>(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
   const int warp = thread / 32, lane = thread % 32;
   Fragments& mine = slot(warp, lane);
-  for (int i = 0; i < 4; ++i) mine.a[i] = tf32_bits(a[i], 0);
-  for (int i = 0; i < 2; ++i) mine.b[i] = tf32_bits(b[i], 0);
+  for (int i = 0; i < 4; ++i) mine.a[i] = with_bits(a[i], truncated_tf32_bits);
+  for (int i = 0; i < 2; ++i) mine.b[i] = with_bits(b[i], truncated_tf32_bits);
   __syncwarp();
   const int g = lane / 4, t = lane % 4;
   for (int i = 0; i < 4; ++i) {

@@ -132,26 +132,32 @@ TEST(CudaGemm, Tf32IsExactOnSmallIntegersInEveryLayout) {
   cuda::set_gemm_path(before);
 }
 
-// TF32 keeps 10 of float32's 23 mantissa bits. The kernel rounds its inputs to the nearest TF32 value;
-// the tensor cores alone would drop the low bits, and no rounding at all (as a CPU product) keeps them.
-// x = 1 + 3 x 2^-12 is three quarters of a TF32 step above 1, so the three give 1 + 2^-10, 1 and x.
-// C = A B with A full of x (and -x in the lower half) and B's first row ones, the rest zeros, is exactly
-// the rounded x (every other product is 0 and adding zeros is exact), so the test wants exact equality.
-TEST(CudaGemm, Tf32RoundsInputsToTheNearestTf32Value) {
+// TF32 keeps 10 of float32's 23 mantissa bits. The kernel rounds its inputs to the nearest TF32 value,
+// ties to even; the tensor cores alone would drop the low bits, and no rounding at all (as a CPU product)
+// keeps them. With u = 2^-10, one TF32 step above 1, the rows of A hold (rounded to):
+//   1 + 3/4 u -> 1 + u      (truncation gives 1)
+//   -(1 + 3/4 u) -> -(1 + u)  (the sign is kept apart from the magnitude)
+//   1 + 1/2 u -> 1          (a tie: 1 is even; rounding ties away from zero gives 1 + u)
+//   1 + 3/2 u -> 1 + 2 u    (a tie: 1 + u is odd, so it goes up)
+// C = A B with B's first row ones and the rest zeros is exactly A's first column rounded (every other
+// product is 0 and adding zeros is exact), so the test wants exact equality.
+TEST(CudaGemm, Tf32RoundsInputsToTheNearestTf32ValueTiesToEven) {
   REQUIRE_GPU();
   const cuda::GemmPath before = cuda::gemm_path();
   cuda::set_gemm_path(cuda::GemmPath::Tf32);
   const int64_t M = 64, N = 64, K = 32;  // the smallest product the TF32 kernel takes
-  const double x = 1.0 + 3.0 / 4096.0, rounded = 1.0 + 1.0 / 1024.0;
-  Tensor a = full({M, K}, x);
-  a.narrow(0, M / 2, M / 2).fill_(-x);
+  const double u = 1.0 / 1024.0;
+  const double inputs[4] = {1 + 0.75 * u, -(1 + 0.75 * u), 1 + 0.5 * u, 1 + 1.5 * u};
+  const double rounded[4] = {1 + u, -(1 + u), 1, 1 + 2 * u};
+  Tensor a = zeros({M, K});
+  for (int r = 0; r < 4; ++r) a.narrow(0, r * M / 4, M / 4).fill_(inputs[r]);
   Tensor b = zeros({K, N});
   b.narrow(0, 0, 1).fill_(1.0);
   const std::vector<float> c = matmul(a.to(kGpu), b.to(kGpu)).values<float>();
   cuda::set_gemm_path(before);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j)
-      ASSERT_EQ(c[i * N + j], static_cast<float>(i < M / 2 ? rounded : -rounded)) << "C[" << i << ", " << j << "]";
+      ASSERT_EQ(c[i * N + j], static_cast<float>(rounded[i / (M / 4)])) << "C[" << i << ", " << j << "]";
 }
 
 // More row tiles than grid.y holds: the product runs in row chunks, and the rows after the first

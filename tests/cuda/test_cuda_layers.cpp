@@ -42,6 +42,7 @@ void compare_conv_geometries(Tolerance (*sums)(int64_t)) {
   const std::vector<ConvCase> cases = {
       {"1-D causal-like", {3, 5, 33}, {7, 5, 5}, {1}, {4}, {1}, 1, true},
       {"1-D dilated", {2, 8, 40}, {8, 8, 5}, {1}, {8}, {4}, 1, true},
+      {"1-D reaching 1201 positions", {1, 2, 1300}, {3, 2, 3}, {1}, {0}, {600}, 1, false},
       {"2-D stem 7x7/2", {2, 1, 64, 52}, {16, 1, 7, 7}, {2}, {3}, {1}, 1, false},
       {"2-D 3x3 pad 1", {2, 16, 17, 13}, {33, 16, 3, 3}, {1}, {1}, {1}, 1, true},
       {"2-D 1x1 stride 2 (downsample)", {2, 16, 15, 15}, {32, 16, 1, 1}, {2}, {0}, {1}, 1, false},
