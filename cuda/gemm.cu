@@ -251,7 +251,7 @@ constexpr int kTcSlice = kTcBM * (kTcBK + kTcPadK) > kTcBK*(kTcBM + kTcPadMN) ? 
 constexpr size_t kTcSmem = sizeof(float) * 2 * kTcSlice * kTcStages;
 
 template <bool kARow, bool kBRow>
-__global__ void __launch_bounds__(kTcThreads)
+__global__ void __launch_bounds__(kTcThreads, 2)  // two blocks per SM: at most 128 registers
     sgemm_tf32(int M, int N, int K, const float* A, int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
                Batch batch, bool pairs_c) {
   // Shared layouts follow the global ones, so cp.async copies 16-byte groups unchanged:
@@ -279,25 +279,41 @@ __global__ void __launch_bounds__(kTcThreads)
 
   // Issues the copies of slice k0 into stage `st`: 1024 groups of four per operand, four per thread.
   // Groups reaching past the matrix are zero-filled; the source address stays inside the matrix.
+  // Group tid + 256 u lies 256 / per_row rows below group tid, so a thread's four copies share a column
+  // and lie a fixed stride apart: their addresses are worked out once, and a slice moves them by k0
+  // rows or columns (which of the two, and which bounds move with it, is known at compile time).
+  struct Source {
+    const float* first;  // group tid's first element in slice 0 (only read where it is inside)
+    int64_t u_stride, k_rows_ld;
+    int row, col, rows, cols;
+  };
+  auto source = [&](const float* p, int64_t ld, bool k_rows, int mn0, int per_row, int rows, int cols) {
+    Source src;
+    src.row = (k_rows ? 0 : mn0) + tid / per_row;
+    src.col = (k_rows ? mn0 : 0) + (tid % per_row) * 4;
+    src.first = p + static_cast<int64_t>(src.row) * ld + src.col;
+    src.u_stride = static_cast<int64_t>(kTcThreads / per_row) * ld;
+    src.k_rows_ld = ld;
+    src.rows = rows, src.cols = cols;
+    return src;
+  };
+  const Source srcA = source(A, lda, !kARow, m0, perA, kARow ? M : K, kARow ? K : M);
+  const Source srcB = source(B, ldb, kBRow, n0, perB, kBRow ? K : N, kBRow ? N : K);
+  auto copy_operand = [&](const Source& src, bool k_rows, int per_row, float* stage, int ld_s, const float* base,
+                          int k0) {
+    const int64_t k_step = k_rows ? k0 * src.k_rows_ld : k0;
+    const int c = src.col + (k_rows ? 0 : k0), columns_left = max(0, min(4, src.cols - c));
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int r = src.row + u * (kTcThreads / per_row) + (k_rows ? k0 : 0);
+      const int valid = r < src.rows ? columns_left : 0;
+      copy_group_async(stage + offset(tid + u * kTcThreads, per_row, ld_s),
+                       valid > 0 ? src.first + u * src.u_stride + k_step : base, 4 * valid);
+    }
+  };
   auto load_stage = [&](int st, int k0) {
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int g = tid + u * kTcThreads;
-      const int r = kARow ? m0 + g / perA : k0 + g / perA, c = kARow ? k0 + (g % perA) * 4 : m0 + (g % perA) * 4;
-      const int rows = kARow ? M : K, cols = kARow ? K : M;
-      const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
-      copy_group_async(As + st * kTcSlice + offset(g, perA, ldA), valid > 0 ? A + static_cast<int64_t>(r) * lda + c : A,
-                       4 * valid);
-    }
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int g = tid + u * kTcThreads;
-      const int r = kBRow ? k0 + g / perB : n0 + g / perB, c = kBRow ? n0 + (g % perB) * 4 : k0 + (g % perB) * 4;
-      const int rows = kBRow ? K : N, cols = kBRow ? N : K;
-      const int valid = r < rows ? max(0, min(4, cols - c)) : 0;
-      copy_group_async(Bs + st * kTcSlice + offset(g, perB, ldB), valid > 0 ? B + static_cast<int64_t>(r) * ldb + c : B,
-                       4 * valid);
-    }
+    copy_operand(srcA, !kARow, perA, As + st * kTcSlice, ldA, A, k0);
+    copy_operand(srcB, kBRow, perB, Bs + st * kTcSlice, ldB, B, k0);
   };
   // Rounds this thread's groups of stage `st` to TF32 in place (to nearest, where the tensor cores would
   // drop the low bits): once per element, after the thread's own copies have landed and before the
