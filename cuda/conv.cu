@@ -12,17 +12,18 @@
 // the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
 // position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
 // offset) comes from a small table built on the device before the launch, so the gather costs a table
-// read, three unsigned bounds checks and one load instead of a cascade of integer divisions. The
-// divisions left in the loops (by the output plane; by the stride, in a data gradient whose strides are
-// not all 1) are a multiply and a shift (fast_divide.h).
+// read, three unsigned bounds checks and one load instead of a cascade of integer divisions. The one
+// division left in a loop (the weight gradient's, by the output plane) is a multiply and a shift
+// (fast_divide.h).
 //
 // Two paths share the loop (conv_path(), as matmul's gemm_path()): SIMT float32, and TF32 tensor cores
 // (cuda/mma.cuh), which round each staged element to TF32 and replace the 4 x 4 FFMA sub-tiles with
 // mma.sync tiles of 16 x 8; the gathers, tables and epilogues are the same code.
 //
-// Positions outside the input read as zero (padding). The data gradient of a strided convolution visits
-// every (input position, kernel offset) pair and keeps those that land on an output: simple, exact, and
-// wasteful by the stride's product; a stride-aware split is the next step for speed. The weight gradient
+// Positions outside the input read as zero (padding). The data gradient runs once per phase of the
+// strides (input positions equal modulo the stride), over only the kernel offsets that reach an output
+// from that phase, so a strided convolution costs no more per useful product than a unit-stride one.
+// The weight gradient
 // reduces over every batch item and output position, which for few output channels is a long reduction
 // into few tiles: it is split into segments whose partial sums a second kernel adds in segment order, so
 // the result stays deterministic (no atomics anywhere).
@@ -48,8 +49,7 @@ struct Geom {
   int batch, cin, cout, groups, cin_g, cout_g;
   int in[3], kernel[3], out[3], stride[3], pad[3], dil[3];
   int KK, P, Q, K;  // kernel volume, output plane, input plane, C_in/G * KK
-  // Division by the output plane and by the strides in the inner loops, without a divider.
-  FastDivide by_P, by_stride[3];
+  FastDivide by_P;  // division by the output plane in the weight gradient's loop, without a divider
 };
 
 Geom geom_of(const ConvShape& s) {
@@ -74,26 +74,19 @@ Geom geom_of(const ConvShape& s) {
   }
   g.K = g.cin_g * g.KK;
   g.by_P = FastDivide::of(std::max(g.P, 1));
-  for (int d = 0; d < 3; ++d) g.by_stride[d] = FastDivide::of(g.stride[d]);
   return g;
 }
 
-// Table entry of a reduction index k = (channel, kernel offset), one 16-byte load in the gathers:
-//   x: the channel's plane offset plus the offset's reach inside the plane (forward and weight grad), or
-//      the output channel's plane offset (data grad);
-//   y, z, w: the offset's reach along each spatial dim, (kernel index) x dilation.
-// The data grad's weight-like operand also needs, per k = (co, offset), the offset of w[co, 0, offset]
-// (weight_offsets; + ci * KK at use).
-__global__ void build_table(Geom g, bool data_grad, int4* table, int* weight_offsets) {
-  const int n = data_grad ? g.cout_g * g.KK : g.K;
+// Table entry of a reduction index k = (input channel, kernel offset) of the forward and weight grad,
+// one 16-byte load in the gathers: x, the channel's plane offset plus the offset's reach inside the
+// plane; y, z, w, the offset's reach along each spatial dim, (kernel index) x dilation.
+__global__ void build_table(Geom g, int4* table) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k >= n) return;
+  if (k >= g.K) return;
   const int c = k / g.KK, r = k % g.KK;
   const int kd = r / (g.kernel[1] * g.kernel[2]), kh = (r / g.kernel[2]) % g.kernel[1], kw = r % g.kernel[2];
   const int dz = kd * g.dil[0], dy = kh * g.dil[1], dx = kw * g.dil[2];
-  const int plane = data_grad ? c * g.P : c * g.Q + (dz * g.in[1] + dy) * g.in[2] + dx;
-  table[k] = make_int4(plane, dz, dy, dx);
-  if (data_grad) weight_offsets[k] = (c * g.cin_g) * g.KK + r;
+  table[k] = make_int4(c * g.Q + (dz * g.in[1] + dy) * g.in[2] + dx, dz, dy, dx);
 }
 
 // Output position p -> its window's corner in the input (x, y, z; may be negative: padding) and the
@@ -262,62 +255,109 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// ---- data gradient: M = C_in/G, N = batch x Q, reduction over k = (co, offset) -----------------------
-// kUnitStride: every stride is 1 (most of W2's convolutions), so the output position an input position
-// feeds through an offset is the difference itself, and the divisions by the stride drop out.
-template <bool kUnitStride>
+// ---- data gradient: M = C_in/G, N = batch x (input positions of one phase), k = (co, offset) -------------
+// Input position i (padded, c = i + pad) takes gy at output o through a kernel offset of reach r exactly
+// where c - r = o x stride. So the input positions are split by phase, i mod stride per dim, and each
+// phase is its own launch: only the offsets whose reach has the position's phase (c = r mod stride)
+// reach an output, and for those o = j + delta, with j the position's index within its phase and
+// delta = (c - r) / stride exact and the same for every position of the phase. The loop has no
+// divisions, and visits none of the (position, offset) pairs that meet no output (all but one in the
+// stride's product of them). Unit strides are one phase.
+struct Phase {
+  int first[3], count[3];  // per dim: the phase's first input position and how many positions it has
+  int P;                   // positions in the phase
+  int taps[3];             // per dim: how many kernel offsets reach an output from this phase
+  int K;                   // the reduction, C_out/G x the taps' product
+};
+
+Phase phase_of(const Geom& g, const int (&first)[3]) {
+  Phase ph{};
+  ph.P = 1;
+  int taps = 1;
+  for (int d = 0; d < 3; ++d) {
+    ph.first[d] = first[d];
+    ph.count[d] = first[d] < g.in[d] ? (g.in[d] - first[d] + g.stride[d] - 1) / g.stride[d] : 0;
+    const int residue = (first[d] + g.pad[d]) % g.stride[d];
+    for (int kk = 0; kk < g.kernel[d]; ++kk) ph.taps[d] += (kk * g.dil[d]) % g.stride[d] == residue;
+    ph.P *= ph.count[d];
+    taps *= ph.taps[d];
+  }
+  ph.K = g.cout_g * taps;
+  return ph;
+}
+
+// Table entry of k = (co, tap) for one phase: x, co's plane offset in gy plus delta's offset in the
+// plane; y, z, w, delta per dim. weight_offsets[k] is the offset of w[co, 0, offset] (+ ci x KK at use).
+__global__ void build_phase_table(Geom g, Phase ph, int4* table, int* weight_offsets) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= ph.K) return;
+  const int taps = ph.taps[0] * ph.taps[1] * ph.taps[2];
+  const int co = k / taps;
+  int t[3] = {k % taps / (ph.taps[1] * ph.taps[2]), k % taps / ph.taps[2] % ph.taps[1], k % taps % ph.taps[2]};
+  int delta[3], offset = 0;
+  for (int d = 0; d < 3; ++d) {
+    const int c = ph.first[d] + g.pad[d];
+    int kk = 0;  // the t[d]-th kernel index whose reach has c's phase
+    for (int seen = -1; kk < g.kernel[d]; ++kk)
+      if ((c - kk * g.dil[d]) % g.stride[d] == 0 && ++seen == t[d]) break;
+    delta[d] = (c - kk * g.dil[d]) / g.stride[d];  // exact
+    offset = offset * g.kernel[d] + kk;
+  }
+  table[k] = make_int4(co * g.P + (delta[0] * g.out[1] + delta[1]) * g.out[2] + delta[2], delta[0], delta[1], delta[2]);
+  weight_offsets[k] = (co * g.cin_g) * g.KK + offset;
+}
+
+// Column n of a phase: batch item and the position's index within the phase along each dim.
+__device__ __forceinline__ void phase_column(const Phase& ph, int n, int& b, int (&j)[3]) {
+  b = n / ph.P;
+  const int p = n % ph.P;
+  j[0] = p / (ph.count[1] * ph.count[2]);
+  j[1] = p / ph.count[2] % ph.count[1];
+  j[2] = p % ph.count[2];
+}
+
 struct DataGrad {
   Geom g;
-  const float *gy, *w;
+  Phase ph;
+  const float *gy, *w;  // the group's first output channel of batch item 0, and its first filter
   const int4* table;
   const int* weight_offsets;
-  int group;
   struct Column {
-    int64_t base;  // offset in gy of (b, first output channel of the group)
-    int z, y, x;   // the input position plus padding
+    int64_t base;  // offset in gy of (b, o = j)
+    int j[3];
   };
   __device__ Column column(int n) const {
-    const int b = n / g.Q, q = n % g.Q;
     Column c;
-    c.z = q / (g.in[1] * g.in[2]) + g.pad[0];
-    c.y = (q / g.in[2]) % g.in[1] + g.pad[1];
-    c.x = q % g.in[2] + g.pad[2];
-    c.base = (static_cast<int64_t>(b) * g.cout + group * g.cout_g) * g.P;
+    int b;
+    phase_column(ph, n, b, c.j);
+    c.base =
+        static_cast<int64_t>(b) * g.cout * g.P + (static_cast<int64_t>(c.j[0]) * g.out[1] + c.j[1]) * g.out[2] + c.j[2];
     return c;
   }
-  // w[co, ci, offset] with k = (co, offset).
-  __device__ float a(int m, int k) const {
-    return w[static_cast<int64_t>(group * g.cout_g) * g.cin_g * g.KK + weight_offsets[k] + m * g.KK];
-  }
-  // The output position this input position feeds through the kernel offset, if any.
+  // w[co, ci, offset] with k = (co, tap).
+  __device__ float a(int m, int k) const { return w[weight_offsets[k] + m * g.KK]; }
+  // gy at output o = j + delta, if that is inside.
   __device__ float b(const Column& c, int k) const {
     const int4 e = table[k];
-    int o[3] = {c.z - e.y, c.y - e.z, c.x - e.w};
-    if (kUnitStride) {
-      if (!inside(o[0], o[1], o[2], g.out)) return 0.0f;
-    } else {
-#pragma unroll
-      for (int d = 0; d < 3; ++d) {
-        if (o[d] < 0) return 0.0f;
-        uint32_t q, r;
-        g.by_stride[d].divmod(o[d], q, r);
-        if (r != 0 || q >= static_cast<uint32_t>(g.out[d])) return 0.0f;
-        o[d] = static_cast<int>(q);
-      }
-    }
-    return gy[c.base + e.x + (static_cast<int64_t>(o[0]) * g.out[1] + o[1]) * g.out[2] + o[2]];
+    if (!inside(c.j[0] + e.y, c.j[1] + e.z, c.j[2] + e.w, g.out)) return 0.0f;
+    return gy[c.base + e.x];
   }
 };
 
-template <bool kTf32, bool kUnitStride>
+template <bool kTf32>
 __global__ void __launch_bounds__(kThreads)
-    conv_data_grad_kernel(Geom g, const float* gy, const float* w, const int4* table, const int* weight_offsets,
-                          float* gx) {
+    conv_data_grad_kernel(Geom g, Phase ph, const float* gy, const float* w, const int4* table,
+                          const int* weight_offsets, float* gx) {
   const int group = blockIdx.z;
-  const DataGrad<kUnitStride> op{g, gy, w, table, weight_offsets, group};
-  const int M = g.cin_g, N = g.batch * g.Q, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  const DataGrad op{g,
+                    ph,
+                    gy + static_cast<int64_t>(group) * g.cout_g * g.P,
+                    w + static_cast<int64_t>(group) * g.cout_g * g.cin_g * g.KK,
+                    table,
+                    weight_offsets};
+  const int M = g.cin_g, N = g.batch * ph.P, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
   float acc[4][4] = {};
-  tile_loop<kTf32>(op, M, N, 0, g.cout_g * g.KK, m0, n0, acc);
+  tile_loop<kTf32>(op, M, N, 0, ph.K, m0, n0, acc);  // a phase no offset reaches gets zeros
 #pragma unroll
   for (int f = 0; f < 4; ++f)
 #pragma unroll
@@ -326,7 +366,10 @@ __global__ void __launch_bounds__(kThreads)
       tile_position<kTf32>(f, i, r, c);
       const int m = m0 + r, n = n0 + c;
       if (m >= M || n >= N) continue;
-      const int b = n / g.Q, q = n % g.Q;
+      int b, j[3];
+      phase_column(ph, n, b, j);
+      const int q = ((ph.first[0] + j[0] * g.stride[0]) * g.in[1] + ph.first[1] + j[1] * g.stride[1]) * g.in[2] +
+                    ph.first[2] + j[2] * g.stride[2];
       gx[(static_cast<int64_t>(b) * g.cin + group * g.cin_g + m) * g.Q + q] = acc[f][i];
     }
 }
@@ -411,18 +454,20 @@ void check(const Tensor& t, const char* what) {
 
 // Checked in 64 bits on the shape itself, before geom_of narrows it to int: the tiles index up to
 // 64 past an extent (n0 + 63, k0 + kSlice), and a table entry adds a kernel offset's reach to a
-// channel's plane offset and a window corner, so both keep that headroom below 2^31.
+// channel's plane offset and a window corner (a data-gradient entry, a phase's delta to an output
+// channel's plane), so both keep that headroom below 2^31.
 void check_limits(const ConvShape& s) {
-  int64_t P = 1, Q = 1, KK = 1, padded_in = 1;
+  int64_t P = 1, Q = 1, KK = 1, padded_in = 1, reach_out = 1;
   for (int d = 0; d < 3; ++d) {
     P *= s.out[d];
     Q *= s.in[d];
     KK *= s.kernel[d];
     padded_in *= s.in[d] + 2 * s.padding[d] + (s.kernel[d] - 1) * s.dilation[d] + 1;
+    reach_out *= s.out[d] + s.in[d] + s.padding[d] + (s.kernel[d] - 1) * s.dilation[d] + 1;  // bounds j + delta
   }
   const int64_t big = (int64_t{1} << 31) - 64, cin_g = s.in_channels / s.groups, K = cin_g * KK;
   MINIDL_CHECK(s.batch * std::max(P, Q) < big && s.in_channels * Q < big && s.out_channels * P < big && K < big &&
-                   s.out_channels * K < big && (cin_g * Q + padded_in) < big,
+                   s.out_channels * K < big && (cin_g * Q + padded_in) < big && (s.out_channels * P + reach_out) < big,
                "conv: this problem has more than 2^31 elements per tensor, beyond the CUDA kernels' 32-bit indexing");
   MINIDL_CHECK(s.groups <= 65535, "conv: ", s.groups, " groups are more than the CUDA kernels launch (65535)");
 }
@@ -471,7 +516,7 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
     return;
   }
   const Scratch table(sizeof(int4) * g.K, device);
-  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>(), nullptr);
+  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, table.as<int4>());
   MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
   on_current_path([&](auto tf32) {
     conv_forward_kernel<decltype(tf32)::value><<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
@@ -493,28 +538,28 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
   if (gb.defined()) reduce(ReduceOp::Sum, gy.view({g.batch, g.cout, g.P}), {0, 2}, gb);
   if (gx.defined() && gx.numel() > 0) {
     check(w, "weight");
-    const int kd = g.cout_g * g.KK;
-    if (kd == 0) {
-      fill(gx, 0.0);
-    } else {
-      const Scratch table(sizeof(int4) * kd, device), weight_offsets(sizeof(int) * kd, device);
-      build_table<<<(kd + 255) / 256, 256, 0, stream>>>(g, true, table.as<int4>(), weight_offsets.as<int>());
-      MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
-      const bool unit_stride = g.stride[0] == 1 && g.stride[1] == 1 && g.stride[2] == 1;
-      on_current_path([&](auto tf32) {
-        auto launch = [&](auto unit) {
-          conv_data_grad_kernel<decltype(tf32)::value, decltype(unit)::value>
-              <<<grid(g.batch * g.Q, g.cin_g, g.groups), kThreads, 0, stream>>>(
-                  g, device_data<float>(gy), device_data<float>(w), table.as<int4>(), weight_offsets.as<int>(),
-                  device_data<float>(gx));
-        };
-        if (unit_stride)
-          launch(std::true_type{});
-        else
-          launch(std::false_type{});
-      });
-      MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
-    }
+    // One launch per phase (the strides' product of them; one for unit strides), each writing its
+    // positions of gx, zeros where no offset reaches an output.
+    int first[3];
+    for (first[0] = 0; first[0] < g.stride[0]; ++first[0])
+      for (first[1] = 0; first[1] < g.stride[1]; ++first[1])
+        for (first[2] = 0; first[2] < g.stride[2]; ++first[2]) {
+          const Phase ph = phase_of(g, first);
+          if (ph.P == 0) continue;  // an input shorter than the stride has no position in this phase
+          const Scratch table(sizeof(int4) * ph.K, device), weight_offsets(sizeof(int) * ph.K, device);
+          if (ph.K > 0) {
+            build_phase_table<<<(ph.K + 255) / 256, 256, 0, stream>>>(g, ph, table.as<int4>(),
+                                                                      weight_offsets.as<int>());
+            MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
+          }
+          on_current_path([&](auto tf32) {
+            conv_data_grad_kernel<decltype(tf32)::value>
+                <<<grid(g.batch * ph.P, g.cin_g, g.groups), kThreads, 0, stream>>>(
+                    g, ph, device_data<float>(gy), device_data<float>(w), table.as<int4>(), weight_offsets.as<int>(),
+                    device_data<float>(gx));
+          });
+          MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
+        }
   }
   if (gw.defined() && gw.numel() > 0) {
     check(x, "input");
@@ -531,7 +576,7 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
     const int nsplit = static_cast<int>((total + seg - 1) / seg);
     const Scratch table(sizeof(int4) * g.K, device), corners(sizeof(int4) * g.P, device);
-    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, false, table.as<int4>(), nullptr);
+    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, table.as<int4>());
     build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, corners.as<int4>());
     MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
     const int64_t n = static_cast<int64_t>(g.cout) * g.K;

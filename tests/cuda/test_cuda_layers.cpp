@@ -48,6 +48,8 @@ void compare_conv_geometries(Tolerance (*sums)(int64_t)) {
       {"2-D 1x1 stride 2 (downsample)", {2, 16, 15, 15}, {32, 16, 1, 1}, {2}, {0}, {1}, 1, false},
       {"2-D grouped", {2, 12, 9, 9}, {12, 4, 3, 3}, {1}, {1}, {1}, 3, true},
       {"2-D depthwise, stride 2", {1, 8, 11, 11}, {8, 1, 3, 3}, {2}, {1}, {1}, 8, false},
+      {"2-D stride 3, dilation 2 (uneven phases)", {2, 3, 4, 11}, {5, 3, 2, 3}, {3}, {2}, {2}, 1, true},
+      {"2-D stride 3, an input shorter than it", {1, 2, 2, 9}, {3, 2, 1, 3}, {3}, {0}, {1}, 1, false},
       {"3-D (2+1)D spatial 1x3x3", {2, 8, 4, 14, 14}, {18, 8, 1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1}, 1, false},
       {"3-D (2+1)D temporal 3x1x1", {2, 18, 4, 7, 7}, {16, 18, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 1, false},
       {"3-D stem 1x7x7", {1, 3, 4, 28, 28}, {9, 3, 1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1}, 1, false},
