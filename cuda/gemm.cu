@@ -288,14 +288,8 @@ __global__ void __launch_bounds__(kTcThreads, 2)  // two blocks per SM: at most 
     int row, col, rows, cols;
   };
   auto source = [&](const float* p, int64_t ld, bool k_rows, int mn0, int per_row, int rows, int cols) {
-    Source src;
-    src.row = (k_rows ? 0 : mn0) + tid / per_row;
-    src.col = (k_rows ? mn0 : 0) + (tid % per_row) * 4;
-    src.first = p + static_cast<int64_t>(src.row) * ld + src.col;
-    src.u_stride = static_cast<int64_t>(kTcThreads / per_row) * ld;
-    src.k_rows_ld = ld;
-    src.rows = rows, src.cols = cols;
-    return src;
+    const int row = (k_rows ? 0 : mn0) + tid / per_row, col = (k_rows ? mn0 : 0) + (tid % per_row) * 4;
+    return Source{p + static_cast<int64_t>(row) * ld + col, (kTcThreads / per_row) * ld, ld, row, col, rows, cols};
   };
   const Source srcA = source(A, lda, !kARow, m0, perA, kARow ? M : K, kARow ? K : M);
   const Source srcB = source(B, ldb, kBRow, n0, perB, kBRow ? K : N, kBRow ? N : K);
