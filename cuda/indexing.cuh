@@ -2,8 +2,9 @@
 // geometry of autograd/strided_geometry.h by value, as a fixed-size struct, and turns the linear index of
 // an output element into one element offset per operand.
 //
-// The decomposition divides by every dim; below 2^32 elements it runs in 32-bit arithmetic, which the
-// GPU does in a few instructions where a 64-bit division takes dozens.
+// The decomposition divides by every dim. Below 2^31 elements each division is a multiply and a shift
+// by a magic number picked on the host (cuda/fast_divide.h), four instructions where a 32-bit division
+// takes about twenty and a 64-bit one dozens; larger tensors take the 64-bit divisions.
 #pragma once
 
 #include <array>
@@ -11,6 +12,7 @@
 
 #include "autograd/error.h"
 #include "autograd/strided_geometry.h"
+#include "cuda/fast_divide.h"
 
 namespace minidl::cuda {
 
@@ -20,8 +22,9 @@ template <int N>
 struct Geometry {
   int ndim = 0;
   int64_t numel = 0;
-  bool small = true;  // numel < 2^32: index arithmetic in 32 bits
+  bool small = true;  // numel < 2^31: index arithmetic in 32 bits, dividing by by_shape
   int64_t shape[kMaxDims];
+  FastDivide by_shape[kMaxDims];
   int64_t stride[N][kMaxDims];
   char* base[N];
 
@@ -32,9 +35,8 @@ struct Geometry {
     if (small) {
       uint32_t r = static_cast<uint32_t>(i);
       for (int d = ndim - 1; d >= 0; --d) {
-        const uint32_t s = static_cast<uint32_t>(shape[d]);
-        const uint32_t idx = r % s;
-        r /= s;
+        uint32_t idx;
+        by_shape[d].divmod(r, r, idx);
 #pragma unroll
         for (int k = 0; k < N; ++k) off[k] += static_cast<int64_t>(idx) * stride[k][d];
       }
@@ -55,12 +57,13 @@ template <int N>
 Geometry<N> device_geometry(const StridedLoop<N>& L, const char* op) {
   Geometry<N> g;
   g.numel = L.numel;
-  g.small = L.numel < (int64_t{1} << 32);
+  g.small = L.numel < (int64_t{1} << 31);
   g.ndim = static_cast<int>(L.shape.size());
   MINIDL_CHECK(g.ndim <= kMaxDims, op, ": the CUDA kernels address at most ", kMaxDims, " dims that cannot be merged; ",
                "this operation has ", g.ndim, " (make an operand contiguous first)");
   for (int d = 0; d < g.ndim; ++d) {
     g.shape[d] = L.shape[d];
+    if (g.small && L.numel > 0) g.by_shape[d] = FastDivide::of(L.shape[d]);
     for (int k = 0; k < N; ++k) g.stride[k][d] = L.strides[k][d];
   }
   for (int k = 0; k < N; ++k) g.base[k] = L.base[k];
