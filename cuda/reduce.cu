@@ -22,12 +22,25 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// A strided walk over some dims of x: the offset of its n-th position. Below 2^31 positions the
+// divisions by each dim are FastDivide multiplies (cuda/indexing.cuh says why).
 struct Dims {
   int nd = 0;
+  bool small = false;
   int64_t shape[kMaxDims];
   int64_t stride[kMaxDims];
+  FastDivide by[kMaxDims];
   __device__ __forceinline__ int64_t offset(int64_t n) const {
     int64_t off = 0;
+    if (small) {
+      uint32_t r = static_cast<uint32_t>(n);
+      for (int d = nd - 1; d >= 0; --d) {
+        uint32_t idx;
+        by[d].divmod(r, r, idx);
+        off += static_cast<int64_t>(idx) * stride[d];
+      }
+      return off;
+    }
     for (int d = nd - 1; d >= 0; --d) {
       off += (n % shape[d]) * stride[d];
       n /= shape[d];
@@ -42,10 +55,15 @@ Dims make_dims(std::vector<int64_t> shape, std::vector<int64_t> strides, const c
   d.nd = static_cast<int>(shape.size());
   MINIDL_CHECK(d.nd <= kMaxDims, op, ": the CUDA reduction addresses at most ", kMaxDims,
                " dims that cannot be merged");
+  int64_t positions = 1;
   for (int i = 0; i < d.nd; ++i) {
     d.shape[i] = shape[i];
     d.stride[i] = strides[i];
+    positions *= shape[i];
   }
+  d.small = positions > 0 && positions < (int64_t{1} << 31);
+  if (d.small)
+    for (int i = 0; i < d.nd; ++i) d.by[i] = FastDivide::of(shape[i]);
   return d;
 }
 
