@@ -270,6 +270,10 @@ struct Phase {
   int K;                   // the reduction, C_out/G x the taps' product
 };
 
+// Whether a kernel offset of this reach takes an input position whose padded coordinate is c to an
+// output position, along a dim of this stride: the one test of a phase, on the host and the device.
+__host__ __device__ inline bool reaches_output(int c, int reach, int stride) { return (c - reach) % stride == 0; }
+
 Phase phase_of(const Geom& g, const int (&first)[3]) {
   Phase ph{};
   ph.P = 1;
@@ -277,8 +281,8 @@ Phase phase_of(const Geom& g, const int (&first)[3]) {
   for (int d = 0; d < 3; ++d) {
     ph.first[d] = first[d];
     ph.count[d] = first[d] < g.in[d] ? (g.in[d] - first[d] + g.stride[d] - 1) / g.stride[d] : 0;
-    const int residue = (first[d] + g.pad[d]) % g.stride[d];
-    for (int kk = 0; kk < g.kernel[d]; ++kk) ph.taps[d] += (kk * g.dil[d]) % g.stride[d] == residue;
+    for (int kk = 0; kk < g.kernel[d]; ++kk)
+      ph.taps[d] += reaches_output(first[d] + g.pad[d], kk * g.dil[d], g.stride[d]);
     ph.P *= ph.count[d];
     taps *= ph.taps[d];
   }
@@ -299,7 +303,7 @@ __global__ void build_phase_table(Geom g, Phase ph, int4* table, int* weight_off
     const int c = ph.first[d] + g.pad[d];
     int kk = 0;  // the t[d]-th kernel index whose reach has c's phase
     for (int seen = -1; kk < g.kernel[d]; ++kk)
-      if ((c - kk * g.dil[d]) % g.stride[d] == 0 && ++seen == t[d]) break;
+      if (reaches_output(c, kk * g.dil[d], g.stride[d]) && ++seen == t[d]) break;
     delta[d] = (c - kk * g.dil[d]) / g.stride[d];  // exact
     offset = offset * g.kernel[d] + kk;
   }
@@ -539,14 +543,16 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
   if (gx.defined() && gx.numel() > 0) {
     check(w, "weight");
     // One launch per phase (the strides' product of them; one for unit strides), each writing its
-    // positions of gx, zeros where no offset reaches an output.
+    // positions of gx, zeros where no offset reaches an output. A phase's table has at most C_out/G x KK
+    // entries, so one pair of tables serves every phase in turn (the launches are stream-ordered).
+    const int most = g.cout_g * g.KK;
+    const Scratch table(sizeof(int4) * most, device), weight_offsets(sizeof(int) * most, device);
     int first[3];
     for (first[0] = 0; first[0] < g.stride[0]; ++first[0])
       for (first[1] = 0; first[1] < g.stride[1]; ++first[1])
         for (first[2] = 0; first[2] < g.stride[2]; ++first[2]) {
           const Phase ph = phase_of(g, first);
           if (ph.P == 0) continue;  // an input shorter than the stride has no position in this phase
-          const Scratch table(sizeof(int4) * ph.K, device), weight_offsets(sizeof(int) * ph.K, device);
           if (ph.K > 0) {
             build_phase_table<<<(ph.K + 255) / 256, 256, 0, stream>>>(g, ph, table.as<int4>(),
                                                                       weight_offsets.as<int>());

@@ -28,6 +28,13 @@ struct Geometry {
   int64_t stride[N][kMaxDims];
   char* base[N];
 
+  // Operand 0's offset alone (a walk over one operand's dims).
+  __device__ __forceinline__ int64_t offset(int64_t i) const {
+    int64_t off[N];
+    offsets(i, off);
+    return off[0];
+  }
+
   // Element offsets of output element i in every operand.
   __device__ __forceinline__ void offsets(int64_t i, int64_t (&off)[N]) const {
 #pragma unroll

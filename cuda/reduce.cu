@@ -22,49 +22,19 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// A strided walk over some dims of x: the offset of its n-th position. Below 2^31 positions the
-// divisions by each dim are FastDivide multiplies (cuda/indexing.cuh says why).
-struct Dims {
-  int nd = 0;
-  bool small = false;
-  int64_t shape[kMaxDims];
-  int64_t stride[kMaxDims];
-  FastDivide by[kMaxDims];
-  __device__ __forceinline__ int64_t offset(int64_t n) const {
-    int64_t off = 0;
-    if (small) {
-      uint32_t r = static_cast<uint32_t>(n);
-      for (int d = nd - 1; d >= 0; --d) {
-        uint32_t idx;
-        by[d].divmod(r, r, idx);
-        off += static_cast<int64_t>(idx) * stride[d];
-      }
-      return off;
-    }
-    for (int d = nd - 1; d >= 0; --d) {
-      off += (n % shape[d]) * stride[d];
-      n /= shape[d];
-    }
-    return off;
-  }
-};
+// A strided walk over some dims of x (the kept or the reduced ones), addressed as a one-operand
+// geometry of cuda/indexing.cuh: offset(n) is the n-th position's offset in x.
+using Dims = Geometry<1>;
 
 Dims make_dims(std::vector<int64_t> shape, std::vector<int64_t> strides, const char* op) {
   merge_dims(shape, strides);
-  Dims d;
-  d.nd = static_cast<int>(shape.size());
-  MINIDL_CHECK(d.nd <= kMaxDims, op, ": the CUDA reduction addresses at most ", kMaxDims,
-               " dims that cannot be merged");
-  int64_t positions = 1;
-  for (int i = 0; i < d.nd; ++i) {
-    d.shape[i] = shape[i];
-    d.stride[i] = strides[i];
-    positions *= shape[i];
-  }
-  d.small = positions > 0 && positions < (int64_t{1} << 31);
-  if (d.small)
-    for (int i = 0; i < d.nd; ++i) d.by[i] = FastDivide::of(shape[i]);
-  return d;
+  StridedLoop<1> walk;
+  walk.numel = 1;
+  for (int64_t n : shape) walk.numel *= n;
+  walk.shape = std::move(shape);
+  walk.strides[0] = std::move(strides);
+  walk.base[0] = nullptr;  // offsets only
+  return device_geometry<1>(walk, op);
 }
 
 struct Plan {
@@ -82,8 +52,8 @@ Plan make_plan(const Tensor& x, const std::vector<int64_t>& dims, const char* op
   p.red = make_dims(g.red_shape, g.red_strides, op);
   p.outputs = g.outputs;
   p.block = g.block;
-  p.contiguous = p.red.nd == 1 && p.red.stride[0] == 1;
-  const bool inner = p.red.nd >= 1 && p.red.stride[p.red.nd - 1] == 1;
+  p.contiguous = p.red.ndim == 1 && p.red.stride[0][0] == 1;
+  const bool inner = p.red.ndim >= 1 && p.red.stride[0][p.red.ndim - 1] == 1;
   if (inner) {
     p.group = p.block >= 2048 ? 256 : 32;
     p.seg_len = 32768;
