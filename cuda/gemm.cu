@@ -18,8 +18,8 @@
 //
 // Both read either layout of each operand (row-major: the second index is contiguous; column-major: the
 // first is, as a transposed view is), so the backward's A^T and B^T need no copies; any other strides
-// are copied to row-major first. Batches run as the third grid dimension, with per-batch offsets from
-// the batch dims' strides (0 where an operand is broadcast).
+// are copied to row-major first (by the tensor front end, cuda/matmul.cu). Batches run as the third
+// grid dimension, with per-batch offsets from the batch dims' strides (0 where an operand is broadcast).
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -31,42 +31,14 @@
 #include <vector>
 
 #include "cuda/common.cuh"
+#include "cuda/gemm_launch.cuh"
 #include "cuda/indexing.cuh"
 #include "cuda/kernels.h"
 #include "cuda/mma.cuh"
 
 namespace minidl::cuda {
+using namespace gemm_detail;
 namespace {
-
-// Per-batch offsets of A, B and C: the batch index decomposed over the (merged) batch dims or, for a
-// group of independent products (matmul_group), looked up in a table of each product's offsets from
-// the launch's A, B and C (the first product's).
-constexpr int kMaxGroup = 4;
-struct Batch {
-  int nd = 0;
-  int64_t first = 0;  // batch index of blockIdx.z == 0 (launches are split at 65535 batches)
-  int64_t shape[kMaxDims];
-  int64_t sa[kMaxDims], sb[kMaxDims], sc[kMaxDims];
-  int group = 0;  // > 0: blockIdx.z picks one of `group` products
-  int64_t ga[kMaxGroup], gb[kMaxGroup], gc[kMaxGroup];
-  __device__ __forceinline__ void offsets(int64_t& oa, int64_t& ob, int64_t& oc) const {
-    if (group > 0) {
-      oa = ga[blockIdx.z];
-      ob = gb[blockIdx.z];
-      oc = gc[blockIdx.z];
-      return;
-    }
-    int64_t z = first + blockIdx.z;
-    oa = ob = oc = 0;
-    for (int d = nd - 1; d >= 0; --d) {
-      const int64_t i = z % shape[d];
-      z /= shape[d];
-      oa += i * sa[d];
-      ob += i * sb[d];
-      oc += i * sc[d];
-    }
-  }
-};
 
 // Four elements (r, c .. c+3) of a matrix whose second index is contiguous (element (r, c) at
 // p[r * ld + c]), zeros outside rows x cols. `vec`: p is 16-byte aligned and ld divisible by 4, so a
@@ -403,49 +375,6 @@ std::atomic<GemmPath>& path_setting() {
   return path;
 }
 
-// An operand as the kernels read it: contiguous second index (row) or first index (!row), and its
-// leading dimension.
-struct Operand {
-  const float* p;
-  int64_t ld;
-  bool row;
-  bool vec = false;  // every batch's matrix starts 16-byte aligned and ld is divisible by 4
-};
-
-// Whether every batch's matrix of an operand at p, with leading dimension ld and batch strides
-// `strides`, starts at a multiple of `q` floats from an aligned base.
-bool batches_aligned(const void* p, int64_t ld, const std::vector<int64_t>& strides, int q) {
-  if ((reinterpret_cast<uintptr_t>(p) % (4u * q)) != 0 || ld % q != 0) return false;
-  for (int64_t s : strides)
-    if (s % q != 0) return false;
-  return true;
-}
-
-// rows x cols with strides rs, cs; nullopt-like `ok = false` when neither index is contiguous.
-bool as_operand(const float* p, int64_t rows, int64_t cols, int64_t rs, int64_t cs, Operand& out) {
-  // A size-1 dim's stride never matters: pick the value that makes the operand contiguous.
-  if (cols == 1) cs = 1;
-  if (rows == 1) rs = cols;
-  if (cs == 1 && (rs >= cols || rows == 1)) {
-    out = {p, rows == 1 ? cols : rs, true, false};
-    return true;
-  }
-  if (rs == 1 && (cs >= rows || cols == 1)) {
-    out = {p, cols == 1 ? rows : cs, false, false};
-    return true;
-  }
-  return false;
-}
-
-// The output of a launch: C, its leading dimension, and whether every batch's C is 16-byte aligned
-// with ldc divisible by 4 (vec4), and whether it is 8-byte aligned with ldc even (vec2: the TF32
-// kernel's paired stores).
-struct Output {
-  float* p;
-  int64_t ld;
-  bool vec4, vec2;
-};
-
 // Calls fn with the operands' layouts as compile-time constants (std::true_type: row-major), so each
 // kernel is instantiated for the four combinations and picked here, once per launch.
 template <class Fn>
@@ -490,9 +419,9 @@ void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b,
       <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec2);
 }
 
-// Row tiles go on grid.y (at most 65535), so taller products run in chunks of this many rows: a
-// multiple of every tile height (32, 64, 128), so chunk starts keep the operands' alignment.
-constexpr int64_t kRowsPerLaunch = int64_t{16383} * 128;
+}  // namespace
+
+namespace gemm_detail {
 
 void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
             int64_t count, int device) {
@@ -527,10 +456,7 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
   }
 }
 
-// Tile counts are rounded up in int, so sizes stay a tile short of 2^31.
-constexpr int64_t kMaxGemmDim = (int64_t{1} << 31) - 256;
-
-}  // namespace
+}  // namespace gemm_detail
 
 void set_gemm_path(GemmPath path) { path_setting().store(path); }
 GemmPath gemm_path() { return path_setting().load(); }
@@ -550,166 +476,6 @@ void sgemm(GemmPath path, int64_t M, int64_t N, int64_t K, const float* A, int64
   const Operand a{A, lda, true, batches_aligned(A, lda, {}, 4)}, b{B, ldb, true, batches_aligned(B, ldb, {}, 4)};
   const Output c{C, ldc, batches_aligned(C, ldc, {}, 4), batches_aligned(C, ldc, {}, 2)};
   launch(path, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), a, b, c, Batch{}, 1, device);
-}
-
-namespace {
-
-// A product's operands as the kernels read them. Operands with neither matrix index contiguous are
-// copied to row-major first (rare: a matrix sliced with a step in both dims); the copies keep the batch
-// dims, so the batch strides of `a` and `b` apply, and live here until the launch is queued.
-struct Operands {
-  Tensor a, b;
-  Operand oa{}, ob{};
-};
-
-Operands operands_of(const Tensor& a_in, const Tensor& b_in, int64_t M, int64_t K, int64_t N) {
-  Operands r{a_in.detach(), b_in.detach()};
-  if (!as_operand(device_data<float>(r.a), M, K, r.a.stride(-2), r.a.stride(-1), r.oa)) {
-    r.a = r.a.contiguous();
-    as_operand(device_data<float>(r.a), M, K, r.a.stride(-2), r.a.stride(-1), r.oa);
-  }
-  if (!as_operand(device_data<float>(r.b), K, N, r.b.stride(-2), r.b.stride(-1), r.ob)) {
-    r.b = r.b.contiguous();
-    as_operand(device_data<float>(r.b), K, N, r.b.stride(-2), r.b.stride(-1), r.ob);
-  }
-  return r;
-}
-
-void check_product(const Tensor& a, const Tensor& b, const Tensor& out, const char* op) {
-  MINIDL_CHECK(a.dtype() == kFloat32, op, ": the CUDA kernels compute in float32, got ", a.meta_str(),
-               " (float64 is for CPU gradchecks)");
-  MINIDL_CHECK(out.is_contiguous(), op, ": the CUDA output must be contiguous, got ", out.meta_str());
-  MINIDL_CHECK(a.size(-2) < kMaxGemmDim && b.size(-1) < kMaxGemmDim && a.size(-1) < kMaxGemmDim, op, ": ", a.meta_str(),
-               " @ ", b.meta_str(), ": a dimension is larger than the CUDA kernels address");
-}
-
-}  // namespace
-
-void matmul(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
-  check_product(a_in, b_in, out, "matmul");
-  const int64_t M = a_in.size(-2), K = a_in.size(-1), N = b_in.size(-1);
-  if (out.numel() == 0) return;
-  const int device = out.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  if (K == 0) {
-    fill(out, 0.0);
-    return;
-  }
-  Operands ops = operands_of(a_in, b_in, M, K, N);
-  const Tensor &a = ops.a, &b = ops.b;
-  // Batch dims: every dim but the last two, merged where all three operands allow it.
-  const int64_t nb = out.dim() - 2;
-  std::vector<int64_t> shape, sa, sb, sc;
-  for (int64_t d = 0; d < nb; ++d) {
-    if (out.size(d) == 1) continue;
-    if (!shape.empty() && sa.back() == a.stride(d) * out.size(d) && sb.back() == b.stride(d) * out.size(d) &&
-        sc.back() == out.stride(d) * out.size(d)) {
-      shape.back() *= out.size(d);
-      sa.back() = a.stride(d), sb.back() = b.stride(d), sc.back() = out.stride(d);
-      continue;
-    }
-    shape.push_back(out.size(d));
-    sa.push_back(a.stride(d));
-    sb.push_back(b.stride(d));
-    sc.push_back(out.stride(d));
-  }
-  MINIDL_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "matmul: more than ", kMaxDims,
-               " batch dims that cannot be merged (", out.meta_str(), ")");
-  Batch batch;
-  batch.nd = static_cast<int>(shape.size());
-  int64_t count = 1;
-  for (int d = 0; d < batch.nd; ++d) {
-    batch.shape[d] = shape[d];
-    batch.sa[d] = sa[d];
-    batch.sb[d] = sb[d];
-    batch.sc[d] = sc[d];
-    count *= shape[d];
-  }
-  ops.oa.vec = batches_aligned(ops.oa.p, ops.oa.ld, sa, 4);
-  ops.ob.vec = batches_aligned(ops.ob.p, ops.ob.ld, sb, 4);
-  float* cp = device_data<float>(out);
-  const int64_t ldc = M == 1 ? N : out.stride(-2);
-  const Output c{cp, ldc, batches_aligned(cp, ldc, sc, 4), batches_aligned(cp, ldc, sc, 2)};
-  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), ops.oa, ops.ob, c, batch, count,
-         device);
-}
-
-namespace {
-
-// How many floats p lies after base, for two device pointers that need not be in one allocation (so
-// not a C++ pointer difference): the kernels add it back to base in the one flat address space.
-int64_t elements_between(const float* base, const float* p) {
-  return (static_cast<int64_t>(reinterpret_cast<uintptr_t>(p)) -
-          static_cast<int64_t>(reinterpret_cast<uintptr_t>(base))) /
-         static_cast<int64_t>(sizeof(float));
-}
-
-}  // namespace
-
-bool matmul_group(const std::vector<GemmProblem>& problems) {
-  if (problems.empty()) return false;
-  const GemmProblem& first = problems[0];
-  for (const GemmProblem& p : problems) {
-    check_product(p.a, p.b, p.out, "matmul_group");
-    MINIDL_CHECK(p.a.dim() == 2 && p.b.dim() == 2 && p.out.dim() == 2 && p.a.size(1) == p.b.size(0) &&
-                     p.out.size(0) == p.a.size(0) && p.out.size(1) == p.b.size(1),
-                 "matmul_group: each product is [M, K] @ [K, N] -> [M, N], got ", p.a.meta_str(), " @ ", p.b.meta_str(),
-                 " -> ", p.out.meta_str());
-    MINIDL_CHECK(p.out.device() == first.out.device(), "matmul_group: the products are on different devices (",
-                 first.out.meta_str(), ", ", p.out.meta_str(), ")");
-  }
-  const int64_t M = first.a.size(0), K = first.a.size(1), N = first.b.size(1);
-  auto one_by_one = [&] {
-    for (const GemmProblem& p : problems) matmul(p.a, p.b, p.out);
-  };
-  const bool same_sizes = std::all_of(problems.begin(), problems.end(), [&](const GemmProblem& p) {
-    return p.a.size(0) == M && p.a.size(1) == K && p.b.size(1) == N;
-  });
-  if (!same_sizes || problems.size() == 1 || problems.size() > static_cast<size_t>(kMaxGroup) || M == 0 || N == 0 ||
-      K == 0 || M > kRowsPerLaunch) {
-    one_by_one();
-    return false;
-  }
-  const int device = first.out.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  // One launch needs one layout per operand and one leading dimension per matrix for all products;
-  // the alignment flags must hold for every one of them.
-  std::vector<Operands> ops;
-  ops.reserve(problems.size());
-  Batch batch;
-  batch.group = static_cast<int>(problems.size());
-  Operand oa{}, ob{};
-  Output c{};
-  for (size_t i = 0; i < problems.size(); ++i) {
-    const GemmProblem& p = problems[i];
-    ops.push_back(operands_of(p.a, p.b, M, K, N));
-    Operand a = ops.back().oa, b = ops.back().ob;
-    a.vec = batches_aligned(a.p, a.ld, {}, 4);
-    b.vec = batches_aligned(b.p, b.ld, {}, 4);
-    float* cp = device_data<float>(p.out);
-    const int64_t ldc = M == 1 ? N : p.out.stride(0);
-    const Output ci{cp, ldc, batches_aligned(cp, ldc, {}, 4), batches_aligned(cp, ldc, {}, 2)};
-    if (i == 0) {
-      oa = a, ob = b, c = ci;
-    } else {
-      if (a.row != oa.row || a.ld != oa.ld || b.row != ob.row || b.ld != ob.ld || ci.ld != c.ld) {
-        one_by_one();
-        return false;
-      }
-      oa.vec = oa.vec && a.vec;
-      ob.vec = ob.vec && b.vec;
-      c.vec4 = c.vec4 && ci.vec4;
-      c.vec2 = c.vec2 && ci.vec2;
-    }
-    batch.ga[i] = elements_between(oa.p, a.p);
-    batch.gb[i] = elements_between(ob.p, b.p);
-    batch.gc[i] = elements_between(c.p, cp);
-  }
-  launch(gemm_path(), static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), oa, ob, c, batch, batch.group,
-         device);
-  return true;
 }
 
 }  // namespace minidl::cuda

@@ -37,7 +37,7 @@ void reduce(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims, cons
 void var(const Tensor& x, const std::vector<int64_t>& dims, int64_t ddof, const Tensor& out);
 void argmax(const Tensor& x, int64_t dim, const Tensor& out);
 
-// ---- gemm.cu -----------------------------------------------------------------------------------------
+// ---- gemm.cu, matmul.cu --------------------------------------------------------------------------
 // Which kernel matmul uses: SIMT float32 (exact float32 arithmetic) or tensor cores in TF32 (inputs
 // rounded to 10-bit mantissas, float32 accumulation; about 7x the throughput on an H100). SIMT is the
 // default, so CUDA results stay within float32 rounding of the CPU's. MINIDL_GEMM=tf32 selects TF32.
