@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "autograd/dtype.h"
 #include "autograd/error.h"
@@ -145,6 +147,60 @@ __device__ T block_sum(T v, T* scratch) {
   __syncthreads();
   v = lane < warps ? scratch[lane] : T(0);
   return warp_sum(v);
+}
+
+// Any trivially copyable value through a warp shuffle, as 8-byte words (4-byte where its size asks):
+// the hardware shuffles 32 bits at a time, and a fold's state (a Welford triple, a value with its index)
+// is a small struct. Padding bytes travel too, harmlessly.
+template <class T>
+__device__ __forceinline__ T shuffle_xor(const T& v, int lane_mask) {
+  using Word = std::conditional_t<sizeof(T) % 8 == 0, unsigned long long, unsigned>;
+  static_assert(sizeof(T) % sizeof(unsigned) == 0, "shuffle_xor moves whole 32-bit words");
+  constexpr int n = sizeof(T) / sizeof(Word);
+  Word w[n];
+  memcpy(w, &v, sizeof(T));
+  for (int i = 0; i < n; ++i) w[i] = __shfl_xor_sync(0xffffffffu, w[i], lane_mask);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
+}
+
+template <class T>
+__device__ __forceinline__ T shuffle_from(const T& v, int src_lane) {
+  using Word = std::conditional_t<sizeof(T) % 8 == 0, unsigned long long, unsigned>;
+  static_assert(sizeof(T) % sizeof(unsigned) == 0, "shuffle_from moves whole 32-bit words");
+  constexpr int n = sizeof(T) / sizeof(Word);
+  Word w[n];
+  memcpy(w, &v, sizeof(T));
+  for (int i = 0; i < n; ++i) w[i] = __shfl_sync(0xffffffffu, w[i], src_lane);
+  T r;
+  memcpy(&r, w, sizeof(T));
+  return r;
+}
+
+// Folds one state per thread over a group of `group` threads: 1, a warp, or the whole block (a multiple
+// of 32 threads), and every thread of the group gets the result. Within a warp the states meet through
+// shuffles in a butterfly (lane 0 folds lane 16, then 8, 4, 2, 1: the order of a halving tree) and lane
+// 0's result is handed to the others, so they agree bit for bit even where merge(a, b) and merge(b, a)
+// round differently. Across a block each warp's lane 0 leaves its state in `scratch` (one T per warp)
+// and every thread folds those in warp order. The order depends on the group size alone: the same
+// inputs give the same bits on every run. Every thread of the block must call it (no early return).
+template <class T, class Merge>
+__device__ T group_fold(T v, int group, T* scratch, Merge merge) {
+  if (group == 1) return v;
+  for (int o = kWarp / 2; o > 0; o /= 2) {
+    const T other = shuffle_xor(v, o);
+    merge(v, other);
+  }
+  v = shuffle_from(v, 0);
+  if (group <= kWarp) return v;
+  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = group / kWarp;
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = scratch[0];
+  for (int w = 1; w < warps; ++w) merge(v, scratch[w]);
+  return v;
 }
 
 // ---- 16-byte vector access ----------------------------------------------------------------------

@@ -181,18 +181,14 @@ __device__ __forceinline__ void split3(int64_t i, const BnShape& sh, int64_t& b,
 // ---- batch norm kernels ---------------------------------------------------------------------------------
 // Block (c, k) = blockIdx.x = c segments + k: the Welford state of segment k of channel c.
 __global__ void bn_stats_partial(Strided3<const float> x, BnShape sh, Welford* partial) {
-  __shared__ Welford tree[kThreads];
+  __shared__ Welford per_warp[kThreads / kWarp];
   const int64_t c = blockIdx.x / sh.segments, k = blockIdx.x % sh.segments;
   const int64_t lo = k * sh.seg_len, hi = lo + sh.seg_len < sh.N ? lo + sh.seg_len : sh.N;
   Welford st{0.0, 0.0, 0.0};
   walk_segment(sh, lo, hi, [&](int64_t b, int64_t s) { st.add(static_cast<double>(x.at(b, c, s))); });
-  tree[threadIdx.x] = st;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {  // a fixed tree: the same bits every run
-    if (static_cast<int>(threadIdx.x) < half) tree[threadIdx.x].merge(tree[threadIdx.x + half]);
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) partial[blockIdx.x] = tree[0];
+  // A fixed order (group_fold): the same bits every run.
+  st = group_fold(st, kThreads, per_warp, [](Welford& a, const Welford& b) { a.merge(b); });
+  if (threadIdx.x == 0) partial[blockIdx.x] = st;
 }
 
 // One thread per channel: the statistics (merged segments in training, the running ones otherwise), the

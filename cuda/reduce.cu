@@ -5,9 +5,10 @@
 // item: a whole block of 256 threads or one warp where the reduced elements are contiguous (each
 // thread strides through them, so a warp reads consecutive addresses), a single thread where they are
 // not (then consecutive threads take consecutive outputs, which are the contiguous ones). The group
-// combines its threads' states in a fixed tree in shared memory. With one segment per output the group
-// writes the result; with several (a long block and few outputs, where one group per output would leave
-// the GPU idle) it writes partial states that a second kernel folds in segment order.
+// combines its threads' states with warp shuffles in a fixed order (group_fold of cuda/common.cuh);
+// a block-wide group passes one state per warp through shared memory. With one segment per output the
+// group writes the result; with several (a long block and few outputs, where one group per output would
+// leave the GPU idle) it writes partial states that a second kernel folds in segment order.
 //
 // Sums accumulate in double (as on the CPU), var with Welford's update and Chan's merge in double.
 #include <cmath>
@@ -133,8 +134,7 @@ template <class Fold>
 __global__ void reduce_items(Fold fold, const float* x, Plan p, typename Fold::State* partial,
                              typename Fold::Out* out) {
   using State = typename Fold::State;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  State* smem = reinterpret_cast<State*>(smem_raw);
+  __shared__ State smem[kThreads / kWarp];  // one state per warp, for a block-wide group
   const int lane = threadIdx.x % p.group;
   const int64_t item = static_cast<int64_t>(blockIdx.x) * (blockDim.x / p.group) + threadIdx.x / p.group;
   const int64_t items = p.outputs * p.segments;
@@ -165,15 +165,7 @@ __global__ void reduce_items(Fold fold, const float* x, Plan p, typename Fold::S
       for (int64_t j = lo + lane; j < hi; j += p.group) fold.add(s, base[p.red.offset(j)], j);
     }
   }
-  if (p.group > 1) {  // fixed tree over the group's threads
-    smem[threadIdx.x] = s;
-    __syncthreads();
-    for (int half = p.group / 2; half > 0; half /= 2) {
-      if (lane < half) fold.merge(smem[threadIdx.x], smem[threadIdx.x + half]);
-      __syncthreads();
-    }
-    s = smem[threadIdx.x];
-  }
+  s = group_fold(s, p.group, smem, [&](State& a, const State& b) { fold.merge(a, b); });
   if (lane != 0 || item >= items) return;
   if (p.segments == 1)
     out[o] = fold.finish(s, p.block);
@@ -204,8 +196,7 @@ void launch_items(const char* op, const Fold& fold, const Tensor& x, const Plan&
   const int64_t per_block = kThreads / p.group;
   const int64_t blocks = (items + per_block - 1) / per_block;
   MINIDL_CHECK(blocks < (int64_t{1} << 31), op, ": too many outputs for one launch (", items, ")");
-  const size_t smem = p.group > 1 ? sizeof(typename Fold::State) * kThreads : 0;
-  reduce_items<Fold><<<static_cast<unsigned>(blocks), kThreads, smem, stream_of(x.device().index)>>>(
+  reduce_items<Fold><<<static_cast<unsigned>(blocks), kThreads, 0, stream_of(x.device().index)>>>(
       fold, device_data<float>(x), p, partial, out);
   MINIDL_CUDA_CHECK_LAUNCH(op);
 }

@@ -4,8 +4,9 @@
 // row: a warp, or a block of 256 for rows longer than 1024, when the row is contiguous; one thread when
 // it is not (then neighbouring threads take neighbouring rows, which are the contiguous ones). Forward
 // reads the row once for its maximum and normaliser together (online: when the running maximum grows,
-// the running sum is rescaled by exp(old - new)), merges the threads' pairs in a fixed tree, and reads
-// it again to write. The sums are in double, as on the CPU.
+// the running sum is rescaled by exp(old - new)), merges the threads' pairs with warp shuffles in a
+// fixed order (group_fold of cuda/common.cuh), and reads it again to write. The sums are in double, as
+// on the CPU.
 #include <cmath>
 
 #include "cuda/common.cuh"
@@ -40,24 +41,8 @@ __device__ __forceinline__ void merge(MaxSum& a, const MaxSum& b) {
   a.m = m;
 }
 
-// The group's fixed-order tree over shared memory; every thread of the group gets the result.
-template <class T, class Merge>
-__device__ T group_reduce(T v, int group, T* smem, Merge merge_fn) {
-  if (group == 1) return v;
-  const int lane = threadIdx.x % group;
-  smem[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = group / 2; half > 0; half /= 2) {
-    if (lane < half) merge_fn(smem[threadIdx.x], smem[threadIdx.x + half]);
-    __syncthreads();
-  }
-  const T r = smem[threadIdx.x - lane];
-  __syncthreads();
-  return r;
-}
-
 __global__ void softmax_rows(Geometry<2> rows, int64_t n, int64_t xs, int64_t os, int group, bool log) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ MaxSum per_warp[kThreads / kWarp];
   const int lane = threadIdx.x % group;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
   const bool active = row < rows.numel;
@@ -68,7 +53,7 @@ __global__ void softmax_rows(Geometry<2> rows, int64_t n, int64_t xs, int64_t os
   MaxSum a{-INFINITY, 0.0};
   if (active)
     for (int64_t i = lane; i < n; i += group) push(a, x[i * xs]);
-  a = group_reduce(a, group, reinterpret_cast<MaxSum*>(smem_raw), [](MaxSum& p, const MaxSum& q) { merge(p, q); });
+  a = group_fold(a, group, per_warp, [](MaxSum& p, const MaxSum& q) { merge(p, q); });
   if (!active) return;
   // A row of -inf has no finite shift; with m = 0 it comes out NaN (0 / 0) like torch's.
   const float m = a.m == -INFINITY ? 0.0f : a.m;
@@ -85,7 +70,7 @@ __global__ void softmax_rows(Geometry<2> rows, int64_t n, int64_t xs, int64_t os
 // gx from y and g: softmax gx = y (g - sum(g y)); log_softmax gx = g - e^y sum(g).
 __global__ void softmax_backward_rows(Geometry<3> rows, int64_t n, int64_t ys, int64_t gs, int64_t xs, int group,
                                       bool log) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __shared__ double per_warp[kThreads / kWarp];
   const int lane = threadIdx.x % group;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / group) + threadIdx.x / group;
   const bool active = row < rows.numel;
@@ -97,7 +82,7 @@ __global__ void softmax_backward_rows(Geometry<3> rows, int64_t n, int64_t ys, i
   double dot = 0;
   if (active)
     for (int64_t i = lane; i < n; i += group) dot += log ? g[i * gs] : static_cast<double>(g[i * gs]) * y[i * ys];
-  dot = group_reduce(dot, group, reinterpret_cast<double*>(smem_raw), [](double& p, const double& q) { p += q; });
+  dot = group_fold(dot, group, per_warp, [](double& p, const double& q) { p += q; });
   if (!active) return;
   for (int64_t i = lane; i < n; i += group)
     gx[i * xs] = log ? static_cast<float>(g[i * gs] - exp(static_cast<double>(y[i * ys])) * dot)
@@ -145,8 +130,7 @@ void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
   const int device = x.device().index;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
-  const size_t smem = group > 1 ? sizeof(MaxSum) * kThreads : 0;
-  softmax_rows<<<blocks_for(rows.numel, group), kThreads, smem, stream_of(device)>>>(rows, n, x.stride(dim),
+  softmax_rows<<<blocks_for(rows.numel, group), kThreads, 0, stream_of(device)>>>(rows, n, x.stride(dim),
                                                                                      out.stride(dim), group, log);
   MINIDL_CUDA_CHECK_LAUNCH("softmax");
 }
@@ -165,8 +149,7 @@ void softmax_backward(const Tensor& y, const Tensor& g, int64_t dim, bool log, c
   const int device = y.device().index;
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
-  const size_t smem = group > 1 ? sizeof(double) * kThreads : 0;
-  softmax_backward_rows<<<blocks_for(rows.numel, group), kThreads, smem, stream_of(device)>>>(
+  softmax_backward_rows<<<blocks_for(rows.numel, group), kThreads, 0, stream_of(device)>>>(
       rows, n, y.stride(dim), g.stride(dim), gx.stride(dim), group, log);
   MINIDL_CUDA_CHECK_LAUNCH("softmax backward");
 }
