@@ -7,6 +7,14 @@ if(NOT CUDAToolkit_INCLUDE_DIRS OR NOT EXISTS "${CUDAToolkit_INCLUDE_DIRS}/cuda_
                       "or set CUDAToolkit_ROOT")
 endif()
 
+# Thrust (cuda/sequence.cu) runs on its sequential host backend there; CUDA 13 keeps it under include/cccl.
+find_path(MINIDL_THRUST_INCLUDE_DIR thrust/version.h PATHS ${CUDAToolkit_INCLUDE_DIRS}/cccl ${CUDAToolkit_INCLUDE_DIRS}
+          NO_DEFAULT_PATH)
+if(NOT MINIDL_THRUST_INCLUDE_DIR)
+  message(FATAL_ERROR "MINIDL_CUDA=EMULATE needs the CUDA toolkit's Thrust headers (thrust/version.h under "
+                      "${CUDAToolkit_INCLUDE_DIRS} or its cccl/ folder)")
+endif()
+
 add_executable(minidl_cuda_translate cuda/emulator/translate.cpp)
 
 # Translates CUDA sources for the emulator: each .cu becomes a .cpp and each .cuh a .cuh under the build
@@ -34,7 +42,7 @@ add_library(minidl_cuda_emulated OBJECT ${emulated_sources} cuda/emulator/schedu
 function(minidl_use_emulator target)
   target_include_directories(${target} BEFORE PRIVATE ${MINIDL_EMULATED_DIR} ${PROJECT_SOURCE_DIR}/cuda/emulator/include
                                                       ${PROJECT_SOURCE_DIR})
-  target_include_directories(${target} SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_include_directories(${target} SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS} ${MINIDL_THRUST_INCLUDE_DIR})
   # Device code that has a PTX path and an emulated one (cuda/mma.cuh, cp.async) picks by it; so does
   # cuda::emulated() in runtime.cu.
   target_compile_definitions(${target} PRIVATE MINIDL_CUDA_EMULATED)

@@ -223,6 +223,7 @@ void copy(const Tensor& src, const Tensor& dst) {
 }
 
 void fill(const Tensor& dst, double value) {
+  if (dst.is_contiguous()) return fill_contiguous(dst, value);  // Thrust (cuda/sequence.cu)
   cpu::any_dispatch(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     launch_map<T>("fill", Constant<T>{convert_value<T>(value)}, dst);

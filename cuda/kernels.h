@@ -80,7 +80,10 @@ void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, 
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi);
 void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
-void arange(const Tensor& out, double start, double step);
+
+// ---- sequence.cu: through Thrust ------------------------------------------------------------------
+void fill_contiguous(const Tensor& dst, double value);  // fill() of a contiguous tensor
+void arange(const Tensor& out, double start, double step);  // out contiguous: out[i] = start + i step
 
 // ---- conv.cu ---------------------------------------------------------------------------------------------
 // As cpu/conv.h, every tensor contiguous: y = conv(x, w) + bias (bias may be undefined), and its backward

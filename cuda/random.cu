@@ -81,18 +81,6 @@ void launch(const char* op, const Tensor& out, uint64_t seed, uint64_t offset, d
   MINIDL_CUDA_CHECK_LAUNCH(op);
 }
 
-template <class T>
-__global__ void arange_kernel(T* out, int64_t n, double start, double step) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const double v = start + static_cast<double>(i) * step;
-    if constexpr (std::is_same_v<T, int64_t>)
-      out[i] = llround(v);
-    else
-      out[i] = static_cast<T>(v);
-  }
-}
-
 }  // namespace
 
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi) {
@@ -105,25 +93,6 @@ void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, doub
 
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
   launch<Draw::Bernoulli>("bernoulli", out, seed, offset, p, 0.0);
-}
-
-void arange(const Tensor& out, double start, double step) {
-  const int64_t n = out.numel();
-  if (n == 0) return;
-  const int device = out.device().index;
-  const DeviceGuard guard(device);
-  MINIDL_CUDA_CHECK(guard.status());
-  const cudaStream_t stream = stream_of(device);
-  const unsigned blocks = grid_for(n, kThreads, device);
-  switch (out.dtype()) {
-    case DType::Float32: arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<float>(out), n, start, step); break;
-    case DType::Float64:
-      arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<double>(out), n, start, step);
-      break;
-    case DType::Int64: arange_kernel<<<blocks, kThreads, 0, stream>>>(device_data<int64_t>(out), n, start, step); break;
-    case DType::Bool: fail("arange: bool is not an arithmetic dtype");
-  }
-  MINIDL_CUDA_CHECK_LAUNCH("arange");
 }
 
 }  // namespace minidl::cuda
