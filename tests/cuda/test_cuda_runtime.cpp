@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "autograd/minidl.h"
 #include "cuda/runtime.h"
+#include "tests/cuda/check_probe.h"
 #include "tests/cuda/cuda_test_helpers.h"
 
 using namespace minidl;
@@ -24,6 +26,28 @@ TEST(CudaRuntime, WithoutAGpuMovingToCudaIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
   }
+}
+
+TEST(CudaRuntime, AFailedCallOrLaunchIsAnErrorNamingFileLineAndCudasMessage) {
+#ifdef MINIDL_TEST_CHECK_PROBE
+  REQUIRE_GPU();
+  const FailedCheck call = failing_call();
+  EXPECT_NE(call.message.find("check_probe.cu:" + std::to_string(call.line) + ": cudaSetDevice(-1) failed"),
+            std::string::npos)
+      << call.message;
+  EXPECT_NE(call.message.find("cudaErrorInvalidDevice (invalid device ordinal)"), std::string::npos) << call.message;
+  EXPECT_EQ(call.error_after, "cudaSuccess") << "the error must not be left for the next check to report";
+  const FailedCheck launch = failing_launch();
+  EXPECT_NE(launch.message.find("check_probe.cu:" + std::to_string(launch.line) + ": launching never_runs failed"),
+            std::string::npos)
+      << launch.message;
+  EXPECT_NE(launch.message.find("cudaErrorInvalidConfiguration"), std::string::npos) << launch.message;
+  EXPECT_EQ(launch.error_after, "cudaSuccess");
+  // Neither failure is sticky: the device still works.
+  EXPECT_EQ((ones({3}).to(kGpu) + 1).values<float>(), (std::vector<float>{2, 2, 2}));
+#else
+  GTEST_SKIP() << "minidl was built without CUDA: this test needs a GPU";
+#endif
 }
 
 TEST(CudaRuntime, RoundTripKeepsValues) {
@@ -61,6 +85,27 @@ TEST(CudaRuntime, FactoriesPlaceTensorsOnTheDevice) {
   EXPECT_DOUBLE_EQ(o.values<float>()[3], 1.0);
   Generator a(3), b(3);
   EXPECT_EQ(rand({100}, {.device = Device::cuda(0)}, &a).values<float>(), rand({100}, {}, &b).values<float>());
+}
+
+// Contiguous fills and arange are Thrust calls (cuda/sequence.cu): every dtype, bit for bit the CPU's
+// values, at sizes that are not a multiple of anything (Thrust's tiles leave a tail).
+TEST(CudaRuntime, ThrustFillsAndSequencesEqualTheCpu) {
+  REQUIRE_GPU();
+  for (DType d : {kFloat32, kFloat64, kInt64, kBool}) {
+    SCOPED_TRACE(dtype_name(d));
+    for (int64_t n : {1, 33, 4097}) {
+      const Tensor g = full({n}, -2.75, {.dtype = d, .device = kGpu}), c = full({n}, -2.75, {.dtype = d});
+      EXPECT_EQ(g.values<double>(), c.values<double>()) << n;
+    }
+    Tensor t = zeros({3, 1000}, {.dtype = d, .device = kGpu});
+    t.fill_(1.0);  // in place, the whole (contiguous) tensor
+    EXPECT_EQ(t.values<double>(), ones({3, 1000}, {.dtype = d}).values<double>());
+    if (d == kBool) continue;
+    for (auto [start, end, step] : {std::tuple{0.0, 4097.0, 1.0}, {0.1, 3.3, 0.1}, {5.0, -7.0, -0.35}, {-3.0, 1e5, 7.0}}) {
+      const Tensor g = arange(start, end, step, {.dtype = d, .device = kGpu}), c = arange(start, end, step, {.dtype = d});
+      EXPECT_EQ(g.values<double>(), c.values<double>()) << start << ":" << end << ":" << step;
+    }
+  }
 }
 
 // ---- the caching allocator ---------------------------------------------------------------------------
