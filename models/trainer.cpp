@@ -40,6 +40,9 @@ void check_train_config(const TrainConfig& c) {
                "train config: weight_decay must be 0 or more, got ", c.weight_decay);
   MINIDL_CHECK(c.momentum >= 0 && std::isfinite(c.momentum), "train config: momentum must be 0 or more, got ",
                c.momentum);
+  MINIDL_CHECK(!c.nesterov || (c.optimizer == "sgd" && c.momentum > 0),
+               "train config: nesterov needs optimizer sgd and momentum > 0, got optimizer \"", c.optimizer,
+               "\" and momentum ", c.momentum);
   MINIDL_CHECK(c.warmup_epochs >= 0 && c.warmup_epochs <= 1e6, "train config: warmup_epochs must lie in [0, 1e6], got ",
                c.warmup_epochs);
   MINIDL_CHECK(c.step_size > 0, "train config: step_size must be positive, got ", c.step_size);
@@ -81,6 +84,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"lr", c.lr},
           {"weight_decay", c.weight_decay},
           {"momentum", c.momentum},
+          {"nesterov", c.nesterov},
           {"schedule", c.schedule},
           {"warmup_epochs", c.warmup_epochs},
           {"step_size", c.step_size},
@@ -130,6 +134,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "lr", c.lr);
   read(j, "weight_decay", c.weight_decay);
   read(j, "momentum", c.momentum);
+  read(j, "nesterov", c.nesterov);
   read(j, "schedule", c.schedule);
   read(j, "warmup_epochs", c.warmup_epochs);
   read(j, "step_size", c.step_size);
@@ -344,7 +349,7 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
     if (t.requires_grad()) trainable.emplace_back(n, t);
   if (c.optimizer == "sgd")
     d.optimizer = std::make_unique<optim::SGD>(
-        trainable, c.lr, optim::SgdOptions{.momentum = c.momentum, .weight_decay = c.weight_decay});
+        trainable, c.lr, optim::SgdOptions{.momentum = c.momentum, .weight_decay = c.weight_decay, .nesterov = c.nesterov});
   else if (c.optimizer == "adam")
     d.optimizer = std::make_unique<optim::Adam>(trainable, c.lr, optim::AdamOptions{.weight_decay = c.weight_decay});
   else

@@ -37,6 +37,7 @@ struct TrainConfig {
   double lr = 2e-3;
   double weight_decay = 0.05;
   double momentum = 0.9;            // sgd only
+  bool nesterov = false;            // sgd only: Nesterov momentum (needs momentum > 0)
   std::string schedule = "cosine";  // constant, step, cosine (with warm-up) or plateau
   double warmup_epochs = 0.5;       // cosine
   int64_t step_size = 4;            // step: epochs between decays

@@ -109,6 +109,12 @@ TEST(TrainConfig, OverridesAndJson) {
     const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
     EXPECT_NE(error_of([&] { apply_overrides(c, {bad}); }).find(key), std::string::npos) << bad;
   }
+  EXPECT_TRUE(apply_overrides(c, {"nesterov=true"}).nesterov);
+  for (const auto& bad : std::vector<std::vector<std::string>>{{"optimizer=adamw", "nesterov=true"},
+                                                                {"momentum=0", "nesterov=true"}})
+    EXPECT_NE(error_of([&] { apply_overrides(c, bad); }).find("nesterov needs optimizer sgd and momentum > 0"),
+              std::string::npos)
+        << bad.back();
   EXPECT_NE(error_of([&] { apply_overrides(c, {"model=3"}); }).find("model.fusion"), std::string::npos);
   EXPECT_NE(error_of([&] {
               apply_overrides(c, {"model.fusion=concat", R"(model={"clips":4})"});

@@ -97,6 +97,21 @@ TEST_F(TrainerTest, ResumeEqualsAnUninterruptedRun) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected[i]) << "step " << i + 1 << " differs";
 }
 
+TEST_F(TrainerTest, NesterovReachesTheSgdUpdate) {
+  // The first loss is measured before any update, so both runs share it; Nesterov's first step is
+  // already longer (g + momentum g instead of g), so the second loss tells them apart.
+  TrainConfig c = config("sgd");
+  c.optimizer = "sgd";
+  c.momentum = 0.9;
+  Trainer plain(c, false);
+  c.out = (fs::path(c.out).parent_path() / "nesterov").string();
+  c.nesterov = true;
+  Trainer nesterov(c, false);
+  const std::vector<double> a = steps(plain, 2), b = steps(nesterov, 2);
+  EXPECT_EQ(a[0], b[0]);
+  EXPECT_NE(a[1], b[1]) << "the nesterov key did not reach the optimiser";
+}
+
 TEST_F(TrainerTest, AStopRequestSavesAndCanBeResumed) {
   TrainConfig c = config("stopped");
   Trainer t(c, false);
