@@ -223,6 +223,29 @@ TEST_F(RunTest, OneVideosPredictionsCoverEveryFrame) {
   EXPECT_TRUE(two.image_exists(2));
 }
 
+TEST_F(RunTest, ACheckpointOfAnotherModelIsRefusedNamingBoth) {
+  // Weights of the same preset with wider LSTMs: every name is there, some shapes are not.
+  TrainConfig c = models_test::small_training(data_root(), run_dir());
+  c.model.lstm_hidden = 10;
+  EmotionModel other(c.model);
+  const std::string file = dir_->file("other.safetensors");
+  nn::save(other, file);
+  try {
+    load_run_model(run_dir(), file);
+    ADD_FAILURE() << "a checkpoint of another model loaded";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(file + " is not a checkpoint of the model in " + run_dir()), std::string::npos) << what;
+    EXPECT_NE(what.find("lstm"), std::string::npos) << "the mis-shaped tensors are named: " << what;
+  }
+  try {
+    load_run_model(run_dir(), dir_->file("missing.safetensors"));
+    ADD_FAILURE() << "a missing checkpoint loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.safetensors"), std::string::npos) << e.what();
+  }
+}
+
 #ifdef MINIDL_APPS_DIR
 namespace {
 // Runs a program of apps/ with arguments; returns its exit status, its standard output in `out`.
