@@ -201,17 +201,21 @@ TEST(Module, LoadStateDictCopiesValuesWithoutAliasing) {
 }
 
 TEST(Module, LoadStateDictReportsEveryProblemAndChangesNothing) {
+  // Two of each kind of problem: every name is listed, not only the first of its kind.
   Net a(1), b(2);
   NamedTensors state;
   for (const auto& [n, t] : a.state_dict()) {
-    if (n == "embed.bias") continue;  // missing
-    state.emplace_back(n, n == "head.0.weight" ? zeros({6, 7}) : t);
+    if (n == "embed.bias" || n == "head.2.weight") continue;  // missing
+    state.emplace_back(n, n == "head.0.weight" ? zeros({6, 7}) : n == "head.2.bias" ? zeros({5}) : t);
   }
   state.emplace_back("extra.weight", zeros({3}));  // unexpected
+  state.emplace_back("extra.bias", zeros({3}));
   const auto before = snapshot(b);
   const std::string msg = error_of([&] { b.load_state_dict(state); });
-  for (const char* part : {"load_state_dict", "Net", "missing (1): embed.bias", "unexpected (1): extra.weight",
-                           "wrong shape (1): head.0.weight (checkpoint [6,7], model [6,8])"})
+  for (const char* part :
+       {"this Net (2 missing, 2 unexpected, 2 wrong shape)", "missing (2): embed.bias; head.2.weight;",
+        "unexpected (2): extra.bias; extra.weight;",
+        "wrong shape (2): head.0.weight (checkpoint [6,7], model [6,8]); head.2.bias (checkpoint [5], model [2]);"})
     EXPECT_TRUE(contains(msg, part)) << "lacks '" << part << "' in: " << msg;
   EXPECT_EQ(snapshot(b), before);
 }

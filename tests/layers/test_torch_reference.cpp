@@ -120,6 +120,7 @@ TEST(TorchReference, BatchNorm2dTrainingStepAndEval) {
   sum(y * fixture("batchnorm2d_eval.grad_output0")).backward();
   expect_close(xe.grad(), fixture("batchnorm2d_eval.grad_input"), "eval input gradient");
   expect_close(bn.weight.grad(), fixture("batchnorm2d_eval.grad_param.weight"), "eval weight gradient");
+  expect_close(bn.bias.grad(), fixture("batchnorm2d_eval.grad_param.bias"), "eval bias gradient");
 }
 
 TEST(TorchReference, TwoLayerBidirectionalLstm) {
