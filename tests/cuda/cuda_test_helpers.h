@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "autograd/minidl.h"
+#include "cuda/kernels.h"
 
 namespace minidl::cuda_test {
 
@@ -31,6 +32,22 @@ inline bool have_gpu() { return cuda_device_count() > 0; }
                                           : "minidl was built without CUDA: this test needs a GPU")
 
 inline const Device kGpu = Device::cuda(0);
+
+// Selects the GEMMs' (or the convolutions') kernels for a scope and puts the previous choice back after,
+// whatever MINIDL_GEMM / MINIDL_CONV said: a tolerance is written for one kernel's arithmetic.
+template <cuda::GemmPath (*get)(), void (*set)(cuda::GemmPath)>
+class KernelPathScope {
+ public:
+  explicit KernelPathScope(cuda::GemmPath path) : before_(get()) { set(path); }
+  ~KernelPathScope() { set(before_); }
+  KernelPathScope(const KernelPathScope&) = delete;
+  KernelPathScope& operator=(const KernelPathScope&) = delete;
+
+ private:
+  cuda::GemmPath before_;
+};
+using GemmPathScope = KernelPathScope<cuda::gemm_path, cuda::set_gemm_path>;
+using ConvPathScope = KernelPathScope<cuda::conv_path, cuda::set_conv_path>;
 
 // The CUDA emulator (-DMINIDL_CUDA=EMULATE, cuda/emulator/emulator.h) runs the kernels on the CPU, each
 // launch to its end before the call returns. Tests of what only a real device has (work still queued

@@ -24,12 +24,10 @@ namespace {
 
 // Runs the body with each kernel selected, restoring the default after.
 void for_each_path(const std::function<void(cuda::GemmPath, const char*)>& body) {
-  const cuda::GemmPath before = cuda::gemm_path();
   for (auto [path, name] : {std::pair{cuda::GemmPath::Simt, "simt"}, std::pair{cuda::GemmPath::Tf32, "tf32"}}) {
-    cuda::set_gemm_path(path);
+    const GemmPathScope scope(path);
     body(path, name);
   }
-  cuda::set_gemm_path(before);
 }
 
 Tolerance tol_for(cuda::GemmPath path, int64_t K) {
@@ -111,8 +109,7 @@ TEST(CudaGemm, TransposedOperandsOnTheTensorCores) {
 // partial slice), with leading dimensions divisible by 4 so that every layout runs on the tensor cores.
 TEST(CudaGemm, Tf32IsExactOnSmallIntegersInEveryLayout) {
   REQUIRE_GPU();
-  const cuda::GemmPath before = cuda::gemm_path();
-  cuda::set_gemm_path(cuda::GemmPath::Tf32);
+  const GemmPathScope tf32(cuda::GemmPath::Tf32);
   Generator gen(21);
   auto integers = [&](const Shape& shape) {
     std::vector<double> v = rand(shape, {}, &gen, -4, 4).values<double>();
@@ -129,7 +126,6 @@ TEST(CudaGemm, Tf32IsExactOnSmallIntegersInEveryLayout) {
     EXPECT_EQ(compare_bits(matmul(ag, bt), ref), "") << "A B^T-stored, " << size;
     EXPECT_EQ(compare_bits(matmul(at, bt), ref), "") << "both column-major, " << size;
   }
-  cuda::set_gemm_path(before);
 }
 
 // TF32 keeps 10 of float32's 23 mantissa bits. The kernel rounds its inputs to the nearest TF32 value,
@@ -143,8 +139,7 @@ TEST(CudaGemm, Tf32IsExactOnSmallIntegersInEveryLayout) {
 // product is 0 and adding zeros is exact), so the test wants exact equality.
 TEST(CudaGemm, Tf32RoundsInputsToTheNearestTf32ValueTiesToEven) {
   REQUIRE_GPU();
-  const cuda::GemmPath before = cuda::gemm_path();
-  cuda::set_gemm_path(cuda::GemmPath::Tf32);
+  const GemmPathScope tf32(cuda::GemmPath::Tf32);
   const int64_t M = 64, N = 64, K = 32;  // the smallest product the TF32 kernel takes
   const double u = 1.0 / 1024.0;
   const double inputs[4] = {1 + 0.75 * u, -(1 + 0.75 * u), 1 + 0.5 * u, 1 + 1.5 * u};
@@ -154,7 +149,6 @@ TEST(CudaGemm, Tf32RoundsInputsToTheNearestTf32ValueTiesToEven) {
   Tensor b = zeros({K, N});
   b.narrow(0, 0, 1).fill_(1.0);
   const std::vector<float> c = matmul(a.to(kGpu), b.to(kGpu)).values<float>();
-  cuda::set_gemm_path(before);
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < N; ++j)
       ASSERT_EQ(c[i * N + j], static_cast<float>(rounded[i / (M / 4)])) << "C[" << i << ", " << j << "]";

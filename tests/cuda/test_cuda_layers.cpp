@@ -2,7 +2,8 @@
 // padding, dilation and groups, forward and both gradients, on both paths (SIMT float32, and TF32 tensor
 // cores, which must also be exact on small integers and round both operands to nearest); the fused
 // LSTM (cuda/lstm.cu) as one layer, as both directions in one op, and as a 2-layer bidirectional module
-// with learned initial states; the fused optimiser updates (cuda/optim.cu) and clipping by global norm.
+// (output, final states and every gradient) with learned initial states, and with inter-layer dropout in
+// training; the fused optimiser updates (cuda/optim.cu) and clipping by global norm.
 //
 // Tolerances. Convolutions are float32 sums on both sides in different orders, as the GEMMs are (see
 // test_cuda_gemm.cpp): 1e-6 per term of the longest reduction plus 1e-5 relative; on TF32 tensor cores,
@@ -11,6 +12,7 @@
 // functions through a recurrence: 1e-4 absolute and relative, far below the size of any wrong index or
 // gate. The optimisers apply the same update functor on both sides; CUDA computes exp/sqrt to within an
 // ulp of glibc, so after a few steps parameters agree to 1e-6 relative.
+#include <algorithm>
 #include <memory>
 
 #include "cuda/kernels.h"
@@ -23,18 +25,6 @@ using namespace minidl;
 using namespace minidl::cuda_test;
 
 namespace {
-
-// Selects the convolutions' kernels for a scope.
-class ConvPathScope {
- public:
-  explicit ConvPathScope(cuda::GemmPath path) : before_(cuda::conv_path()) { cuda::set_conv_path(path); }
-  ~ConvPathScope() { cuda::set_conv_path(before_); }
-  ConvPathScope(const ConvPathScope&) = delete;
-  ConvPathScope& operator=(const ConvPathScope&) = delete;
-
- private:
-  cuda::GemmPath before_;
-};
 
 // Every rank, stride, padding, dilation, groups and bias the model and its variants use, with tile edges
 // cut on every side; forward and both gradients against the CPU, within `sums(terms)`.
@@ -53,6 +43,12 @@ void compare_conv_geometries(Tolerance (*sums)(int64_t)) {
       {"3-D (2+1)D spatial 1x3x3", {2, 8, 4, 14, 14}, {18, 8, 1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1}, 1, false},
       {"3-D (2+1)D temporal 3x1x1", {2, 18, 4, 7, 7}, {16, 18, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 1, false},
       {"3-D stem 1x7x7", {1, 3, 4, 28, 28}, {9, 3, 1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1}, 1, false},
+      // Groups with dilation: each group's taps skip inputs, and a slip between groups or taps shows.
+      {"1-D grouped, dilation 3", {2, 6, 23}, {9, 2, 3}, {1}, {3}, {3}, 3, true},
+      {"2-D grouped, dilation 2, stride 2", {2, 8, 9, 10}, {4, 4, 3, 3}, {2}, {2}, {2}, 2, true},
+      {"3-D dilated", {1, 3, 5, 6, 6}, {4, 3, 2, 3, 3}, {1}, {1, 2, 2}, {2, 2, 2}, 1, true},
+      {"3-D grouped, stride 1x2x2", {2, 6, 3, 5, 5}, {6, 3, 3, 3, 3}, {1, 2, 2}, {1}, {1}, 2, false},
+      {"3-D grouped and dilated", {1, 4, 5, 5, 5}, {6, 2, 2, 2, 2}, {1}, {1, 0, 1}, {3, 2, 1}, 2, true},
   };
   for (const ConvCase& c : cases) {
     int64_t k = 1, out_positions = c.x[0];
@@ -170,26 +166,77 @@ TEST(CudaLstm, OneLayerBothDirectionsAllGradients) {
     }
 }
 
+namespace {
+
+// Two nn::LSTMs built from generators of the same seed (the same weights; in training, the same
+// inter-layer dropout masks), one moved to the GPU, in training or evaluation, run on the same x of
+// `x_shape` and, when `with_state`, on the same h0 and c0. The loss reads output, h_n and c_n (each
+// against its own random upstream gradient), so every path backpropagates. Compares those three, the
+// gradients of x, h0 and c0, and every parameter's gradient within the LSTM tolerance. Returns the
+// CPU's output.
+Tensor compare_lstm_modules(const nn::LSTMOptions& options, int64_t input_size, int64_t hidden, const Shape& x_shape,
+                            bool with_state, bool training) {
+  const Tolerance tol{1e-4, 1e-4};
+  Generator gen_cpu(5), gen_gpu(5);
+  nn::LSTM cpu_lstm(input_size, hidden, options, &gen_cpu), gpu_lstm(input_size, hidden, options, &gen_gpu);
+  gpu_lstm.to(kGpu);
+  cpu_lstm.train(training);
+  gpu_lstm.train(training);
+  const int64_t B = options.batch_first ? x_shape[0] : x_shape[1];
+  const Shape state_shape{options.num_layers * cpu_lstm.directions(), B, hidden};
+  Generator data(6);
+  std::vector<Tensor> leaves{rand(x_shape, {}, &data, -1, 1)};
+  if (with_state)
+    leaves.insert(leaves.end(), {rand(state_shape, {}, &data, -1, 1), rand(state_shape, {}, &data, -1, 1)});
+  std::vector<Tensor> cpu_in, gpu_in;
+  for (const Tensor& t : leaves) {
+    cpu_in.push_back(t.detach().clone().requires_grad_());
+    gpu_in.push_back(t.to(kGpu).detach().requires_grad_());
+  }
+  const nn::LSTMOutput oc = with_state ? cpu_lstm(cpu_in[0], cpu_in[1], cpu_in[2]) : cpu_lstm(cpu_in[0]);
+  const nn::LSTMOutput og = with_state ? gpu_lstm(gpu_in[0], gpu_in[1], gpu_in[2]) : gpu_lstm(gpu_in[0]);
+  EXPECT_TRUE(og.output.device().is_cuda());
+  EXPECT_CLOSE(og.output, oc.output, tol.atol, tol.rtol);
+  EXPECT_CLOSE(og.h_n, oc.h_n, tol.atol, tol.rtol);
+  EXPECT_CLOSE(og.c_n, oc.c_n, tol.atol, tol.rtol);
+  const Tensor up = randn(oc.output.shape(), {}, &data), up_h = randn(state_shape, {}, &data),
+               up_c = randn(state_shape, {}, &data);
+  (sum(oc.output * up) + sum(oc.h_n * up_h) + sum(oc.c_n * up_c)).backward();
+  (sum(og.output * up.to(kGpu)) + sum(og.h_n * up_h.to(kGpu)) + sum(og.c_n * up_c.to(kGpu))).backward();
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    SCOPED_TRACE(std::string("gradient of ") + (i == 0 ? "x" : i == 1 ? "h0" : "c0"));
+    EXPECT_CLOSE(gpu_in[i].grad(), cpu_in[i].grad(), tol.atol, tol.rtol);
+  }
+  const nn::NamedTensors pc = cpu_lstm.named_parameters(), pg = gpu_lstm.named_parameters();
+  EXPECT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < std::min(pc.size(), pg.size()); ++i) {
+    SCOPED_TRACE(pc[i].first);
+    EXPECT_EQ(pg[i].first, pc[i].first);
+    EXPECT_TRUE(pg[i].second.grad().defined());
+    if (pg[i].second.grad().defined()) EXPECT_CLOSE(pg[i].second.grad(), pc[i].second.grad(), tol.atol, tol.rtol);
+  }
+  // Both sides must have drawn the same number of random values (the same masks, not merely close ones).
+  EXPECT_EQ(gen_gpu.offset(), gen_cpu.offset());
+  return oc.output.detach();
+}
+
+}  // namespace
+
 TEST(CudaLstm, BidirectionalTwoLayersWithLearnedInitialState) {
   REQUIRE_GPU();
-  Generator gen(5);
-  nn::LSTM cpu_lstm(12, 8, {.num_layers = 2, .bidirectional = true, .batch_first = true, .learned_initial_state = true},
-                    &gen);
-  Generator gen2(5);
-  nn::LSTM gpu_lstm(12, 8, {.num_layers = 2, .bidirectional = true, .batch_first = true, .learned_initial_state = true},
-                    &gen2);
-  gpu_lstm.to(kGpu);
-  Generator data(6);
-  const Tensor x = randn({4, 16, 12}, {}, &data), up = randn({4, 16, 16}, {}, &data);
-  sum(cpu_lstm(x).output * up).backward();
-  sum(gpu_lstm(x.to(kGpu)).output * up.to(kGpu)).backward();
-  const nn::NamedTensors pc = cpu_lstm.named_parameters(), pg = gpu_lstm.named_parameters();
-  ASSERT_EQ(pc.size(), pg.size());
-  for (size_t i = 0; i < pc.size(); ++i) {
-    SCOPED_TRACE(pc[i].first);
-    ASSERT_TRUE(pg[i].second.grad().defined());
-    EXPECT_CLOSE(pg[i].second.grad(), pc[i].second.grad(), 1e-4, 1e-4);
-  }
+  compare_lstm_modules({.num_layers = 2, .bidirectional = true, .batch_first = true, .learned_initial_state = true}, 12,
+                       8, {4, 16, 12}, false, true);
+}
+
+// Dropout between the layers, in training: the masks come from each module's generator (Philox: the same
+// on both devices), time-major input, and a given initial state that takes precedence over none.
+TEST(CudaLstm, BidirectionalTwoLayersWithInterLayerDropoutInTraining) {
+  REQUIRE_GPU();
+  const nn::LSTMOptions options{.num_layers = 2, .bidirectional = true, .dropout = 0.4};
+  const Tensor trained = compare_lstm_modules(options, 7, 6, {9, 3, 7}, true, true);
+  const Tensor evaluated = compare_lstm_modules(options, 7, 6, {9, 3, 7}, true, false);
+  // Without this the dropout case could compare two runs that dropped nothing.
+  EXPECT_FALSE(compare(trained, evaluated, 1e-3, 0).empty()) << "dropout changed nothing in training";
 }
 
 // lstm_bidirectional takes both directions' steps together on the GPU (grouped GEMMs, one pointwise

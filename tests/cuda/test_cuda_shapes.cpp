@@ -104,18 +104,6 @@ void compare_on_values(const std::string& what, const OpFn& f, const std::vector
   }
 }
 
-// Selects the GEMM kernel for a scope.
-class GemmPathScope {
- public:
-  explicit GemmPathScope(cuda::GemmPath path) : before_(cuda::gemm_path()) { cuda::set_gemm_path(path); }
-  ~GemmPathScope() { cuda::set_gemm_path(before_); }
-  GemmPathScope(const GemmPathScope&) = delete;
-  GemmPathScope& operator=(const GemmPathScope&) = delete;
-
- private:
-  cuda::GemmPath before_;
-};
-
 Tensor ident(const Tensor& x) { return x; }
 
 }  // namespace

@@ -187,11 +187,7 @@ void compare_lstm(const LstmCase& c) {
   SCOPED_TRACE(c.name);
   // The 1e-4 tolerances are for float32 FMA on both sides: our GEMMs are pinned to the SIMT kernel
   // whatever MINIDL_GEMM says, and put back after.
-  struct RestorePath {
-    cuda::GemmPath before = cuda::gemm_path();
-    ~RestorePath() { cuda::set_gemm_path(before); }
-  } restore;
-  cuda::set_gemm_path(cuda::GemmPath::Simt);
+  const GemmPathScope simt(cuda::GemmPath::Simt);
   Generator gen(21);
   nn::LSTM lstm(c.input, c.hidden, {.num_layers = c.layers, .bidirectional = c.bidirectional, .batch_first = true},
                 &gen);
