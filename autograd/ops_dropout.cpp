@@ -1,10 +1,16 @@
-// Front ends of dropout and channel_dropout. They are compositions, not kernels of their own: a keep
-// mask drawn with bernoulli (autograd/random.h: Philox, so a seed gives the same mask on the CPU and on a
-// GPU), scaled by 1 / (1 - p), and multiplied into x with mul, whose backward rule gives the gradient
-// dL/dx = dL/dy * mask / (1 - p). The mask is data, not history: it never requires grad.
+// Front ends of dropout and channel_dropout. The keep mask comes from the Philox stream with bernoulli's
+// rule (autograd/random.h), so a seed gives the same mask on the CPU and on a GPU; a kept element is
+// scaled by 1 / (1 - p), and the gradient is dL/dx = dL/dy * mask / (1 - p). The mask is data, not
+// history: it never requires grad.
 //
 // Element i is kept when the float32 uniform of stream value i is below 1 - p, so a draw of n elements
-// advances the generator by n values (channel_dropout: one per (batch, channel) pair). Like torch:
+// advances the generator by n values (channel_dropout: one per (batch, channel) pair).
+//   dropout: one kernel (cpu/random.cpp, cuda/random.cu) draws, scales and applies the mask in one pass
+//     over x, keeping the scaled mask for the backward, where a bernoulli fill, a scaling and a product
+//     would take three passes over a tensor the size of x;
+//   channel_dropout: the mask is [B, C, 1, ...], small, so it is drawn with bernoulli, scaled, and
+//     broadcast into x by mul, whose backward gives the gradient.
+// Like torch:
 //   - evaluation mode, p == 0 and an empty x return x itself (the same tensor, no draw);
 //   - p == 1 multiplies by 0 (no draw, no division by 1 - p = 0); as with torch, a NaN or inf in x
 //     stays NaN there, since the op is a product;
@@ -12,7 +18,11 @@
 #include "autograd/dispatch.h"
 #include "autograd/error.h"
 #include "autograd/factories.h"
+#include "autograd/node.h"
 #include "autograd/ops.h"
+#include "autograd/random.h"
+#include "cpu/kernels.h"
+#include "cuda/kernels.h"
 
 namespace minidl {
 namespace {
@@ -40,7 +50,19 @@ Tensor keep_mask(const Tensor& x, const Shape& shape, double p, Generator* gen) 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   check_dropout("dropout", x, p);
   if (!training || p == 0 || x.numel() == 0) return x;
-  return mul(x, keep_mask(x, x.shape(), p, gen));
+  if (p == 1) return mul(x, keep_mask(x, x.shape(), p, gen));
+  const Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const Tensor mask = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Generator& g = gen ? *gen : default_generator();
+  const auto [seed, offset] = g.reserve(static_cast<uint64_t>(x.numel()));
+  switch (x.device().type) {
+    case DeviceType::CPU: cpu::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
+    case DeviceType::CUDA: cuda::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
+  }
+  if (needs_grad(x))
+    record(y, "dropout", {x}, [mask](const Tensor& gy) { return std::vector<Tensor>{mul(gy, mask)}; });
+  return y;
 }
 
 Tensor channel_dropout(const Tensor& x, double p, bool training, Generator* gen) {

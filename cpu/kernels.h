@@ -73,6 +73,9 @@ void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, 
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi);
 void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
+// Dropout in one pass over contiguous x, y and mask of one float dtype: element i is kept when its
+// bernoulli(keep) draw is 1; mask[i] = kept ? T(1 / keep) : 0 and y[i] = x[i] mask[i].
+void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const Tensor& y, const Tensor& mask);
 void arange(const Tensor& out, double start, double step);
 
 }  // namespace minidl::cpu

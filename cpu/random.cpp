@@ -75,6 +75,23 @@ void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, doub
   });
 }
 
+void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const Tensor& y, const Tensor& mask) {
+  with_float_data("dropout", x, [&](auto* xp) {
+    using T = std::remove_pointer_t<decltype(xp)>;
+    T* yp = y.data<T>();
+    T* mp = mask.data<T>();
+    const T scale = static_cast<T>(1.0 / keep);
+    // bernoulli's draw (the float32 rule, one value per element), scaled and applied in the same pass.
+    for_blocks(false, x.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
+      for (int k = 0; k < count; ++k) {
+        const T m = u[k] < keep ? scale : T(0);
+        mp[first + k] = m;
+        yp[first + k] = xp[first + k] * m;
+      }
+    });
+  });
+}
+
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
   with_float_data("bernoulli", out, [&](auto* o) {
     using T = std::remove_pointer_t<decltype(o)>;

@@ -80,6 +80,7 @@ void ccc_backward(const Tensor& pred, const Tensor& target, const Tensor& mask, 
 void uniform(const Tensor& out, uint64_t seed, uint64_t offset, double lo, double hi);
 void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, double std);
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
+void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const Tensor& y, const Tensor& mask);
 
 // ---- sequence.cu: through Thrust ------------------------------------------------------------------
 void fill_contiguous(const Tensor& dst, double value);  // fill() of a contiguous tensor

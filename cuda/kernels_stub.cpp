@@ -53,6 +53,7 @@ void uniform(const Tensor&, uint64_t, uint64_t, double, double) { not_built("ran
 void normal(const Tensor&, uint64_t, uint64_t, double, double) { not_built("randn"); }
 void bernoulli(const Tensor&, uint64_t, uint64_t, double) { not_built("bernoulli"); }
 void arange(const Tensor&, double, double) { not_built("arange"); }
+void dropout(const Tensor&, uint64_t, uint64_t, double, const Tensor&, const Tensor&) { not_built("dropout"); }
 void fill_contiguous(const Tensor&, double) { not_built("fill"); }
 
 void conv_forward(const Tensor&, const Tensor&, const Tensor&, const ConvShape&, const Tensor&) { not_built("conv"); }

@@ -59,6 +59,26 @@ __global__ void philox_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, d
   }
 }
 
+// Dropout in one pass: each thread takes one Philox block, i.e. four elements of bernoulli's float32
+// rule, and writes both the scaled keep mask (the backward's factor) and x times it.
+__global__ void philox_dropout(const float* x, int64_t n, uint64_t seed, uint64_t offset, double keep, float scale,
+                               float* y, float* mask) {
+  const int64_t blocks = (n + 3) / 4;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t blk = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; blk < blocks; blk += step) {
+    const uint64_t ctr = offset + static_cast<uint64_t>(blk);
+    const philox::Block r = philox::philox4x32_10(static_cast<uint32_t>(ctr), static_cast<uint32_t>(ctr >> 32), 0u, 0u,
+                                                  static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = blk * 4 + k;
+      if (i >= n) break;
+      const float m = philox::to_unit_float(r.v[k]) < keep ? scale : 0.0f;
+      mask[i] = m;
+      y[i] = x[i] * m;
+    }
+  }
+}
+
 template <Draw kind>
 void launch(const char* op, const Tensor& out, uint64_t seed, uint64_t offset, double a, double b) {
   MINIDL_CHECK(out.is_contiguous(), op, ": the output must be contiguous, got ", out.meta_str());
@@ -93,6 +113,21 @@ void normal(const Tensor& out, uint64_t seed, uint64_t offset, double mean, doub
 
 void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
   launch<Draw::Bernoulli>("bernoulli", out, seed, offset, p, 0.0);
+}
+
+void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const Tensor& y, const Tensor& mask) {
+  MINIDL_CHECK(x.dtype() == kFloat32, "dropout: the CUDA kernels compute in float32, got ", x.meta_str(),
+               " (float64 is for CPU gradchecks)");
+  MINIDL_CHECK(x.is_contiguous() && y.is_contiguous() && mask.is_contiguous(), "dropout: contiguous tensors expected");
+  const int64_t n = x.numel();
+  if (n == 0) return;
+  const int device = x.device().index;
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  philox_dropout<<<grid_for((n + 3) / 4, kThreads, device), kThreads, 0, stream_of(device)>>>(
+      device_data<float>(x), n, seed, offset, keep, static_cast<float>(1.0 / keep), device_data<float>(y),
+      device_data<float>(mask));
+  MINIDL_CUDA_CHECK_LAUNCH("dropout");
 }
 
 }  // namespace minidl::cuda

@@ -75,6 +75,12 @@ TEST(DropoutOp, MaskIsTheBernoulliStreamOfTheGenerator) {
   for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y[i] != 0.0f, keep[i] == 1.0f) << i;
   EXPECT_EQ(a.offset(), b.offset());
   EXPECT_EQ(a.offset(), (63u + 3) / 4);
+  // A view draws in its own row-major order, as if it were contiguous.
+  const Tensor xt = x.t();
+  const std::vector<float> yt = dropout(xt, p, true, &a).values<float>(), xv = xt.values<float>();
+  const std::vector<float> keep_t = bernoulli({9, 7}, 1 - p, {}, &b).values<float>();
+  for (size_t i = 0; i < yt.size(); ++i)
+    EXPECT_EQ(yt[i], keep_t[i] == 1.0f ? xv[i] * static_cast<float>(1.0 / (1.0 - p)) : 0.0f) << i;
 }
 
 TEST(DropoutOp, SameSeedSameMask) {
