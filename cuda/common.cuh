@@ -151,31 +151,28 @@ __device__ T block_sum(T v, T* scratch) {
 
 // Any trivially copyable value through a warp shuffle, as 8-byte words (4-byte where its size asks):
 // the hardware shuffles 32 bits at a time, and a fold's state (a Welford triple, a value with its index)
-// is a small struct. Padding bytes travel too, harmlessly.
-template <class T>
-__device__ __forceinline__ T shuffle_xor(const T& v, int lane_mask) {
+// is a small struct. Padding bytes travel too, harmlessly. `shuffle` moves one word.
+template <class T, class Shuffle>
+__device__ __forceinline__ T shuffle_words(const T& v, Shuffle shuffle) {
   using Word = std::conditional_t<sizeof(T) % 8 == 0, unsigned long long, unsigned>;
-  static_assert(sizeof(T) % sizeof(unsigned) == 0, "shuffle_xor moves whole 32-bit words");
+  static_assert(sizeof(T) % sizeof(unsigned) == 0, "a warp shuffle moves whole 32-bit words");
   constexpr int n = sizeof(T) / sizeof(Word);
   Word w[n];
   memcpy(w, &v, sizeof(T));
-  for (int i = 0; i < n; ++i) w[i] = __shfl_xor_sync(0xffffffffu, w[i], lane_mask);
+  for (int i = 0; i < n; ++i) w[i] = shuffle(w[i]);
   T r;
   memcpy(&r, w, sizeof(T));
   return r;
 }
 
 template <class T>
+__device__ __forceinline__ T shuffle_xor(const T& v, int lane_mask) {
+  return shuffle_words(v, [lane_mask](auto w) { return __shfl_xor_sync(0xffffffffu, w, lane_mask); });
+}
+
+template <class T>
 __device__ __forceinline__ T shuffle_from(const T& v, int src_lane) {
-  using Word = std::conditional_t<sizeof(T) % 8 == 0, unsigned long long, unsigned>;
-  static_assert(sizeof(T) % sizeof(unsigned) == 0, "shuffle_from moves whole 32-bit words");
-  constexpr int n = sizeof(T) / sizeof(Word);
-  Word w[n];
-  memcpy(w, &v, sizeof(T));
-  for (int i = 0; i < n; ++i) w[i] = __shfl_sync(0xffffffffu, w[i], src_lane);
-  T r;
-  memcpy(&r, w, sizeof(T));
-  return r;
+  return shuffle_words(v, [src_lane](auto w) { return __shfl_sync(0xffffffffu, w, src_lane); });
 }
 
 // Folds one state per thread over a group of `group` threads: 1, a warp, or the whole block (a multiple

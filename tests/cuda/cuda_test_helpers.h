@@ -55,6 +55,15 @@ using ConvPathScope = KernelPathScope<cuda::conv_path, cuda::set_conv_path>;
 #define SKIP_IF_EMULATED(why) \
   if (::minidl::cuda_emulated()) GTEST_SKIP() << "the CUDA emulator runs every launch at once: " << why
 
+// A dim list as "{0,2}", for messages.
+inline std::string dims_str(const std::vector<int64_t>& d) {
+  std::ostringstream os;
+  os << "{";
+  for (size_t i = 0; i < d.size(); ++i) os << (i ? "," : "") << d[i];
+  os << "}";
+  return os.str();
+}
+
 // Worst-element comparison; returns a description of the first failure, or "" when every element is
 // within atol + rtol |expected|. NaN must meet NaN, inf the same inf.
 inline std::string compare(const Tensor& actual, const Tensor& expected, double atol, double rtol) {

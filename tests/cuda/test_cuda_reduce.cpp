@@ -24,14 +24,6 @@ std::vector<std::vector<int64_t>> dim_subsets(int64_t rank) {
   }
   return out;
 }
-
-std::string dims_str(const std::vector<int64_t>& d) {
-  std::ostringstream os;
-  os << "{";
-  for (size_t i = 0; i < d.size(); ++i) os << (i ? "," : "") << d[i];
-  os << "}";
-  return os.str();
-}
 }  // namespace
 
 TEST(CudaReduce, SumMeanMaxMinVarOverEverySetOfDims) {

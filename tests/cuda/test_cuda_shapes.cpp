@@ -48,14 +48,6 @@ std::vector<std::vector<int64_t>> reduction_dims(const Shape& shape) {
   return {{0}, {1}, {0, 1}};
 }
 
-std::string dims_str(const std::vector<int64_t>& d) {
-  std::ostringstream os;
-  os << "{";
-  for (size_t i = 0; i < d.size(); ++i) os << (i ? "," : "") << d[i];
-  os << "}";
-  return os.str();
-}
-
 int64_t count_over(const Shape& shape, const std::vector<int64_t>& dims) {
   int64_t n = 1;
   for (int64_t d : dims) n *= shape[d];
