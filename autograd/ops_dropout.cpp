@@ -60,8 +60,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
     case DeviceType::CPU: cpu::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
     case DeviceType::CUDA: cuda::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
   }
-  if (needs_grad(x))
-    record(y, "dropout", {x}, [mask](const Tensor& gy) { return std::vector<Tensor>{mul(gy, mask)}; });
+  if (needs_grad(x)) record(y, "dropout", {x}, [mask](const Tensor& gy) { return std::vector<Tensor>{mul(gy, mask)}; });
   return y;
 }
 

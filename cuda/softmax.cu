@@ -131,7 +131,7 @@ void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) {
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
   softmax_rows<<<blocks_for(rows.numel, group), kThreads, 0, stream_of(device)>>>(rows, n, x.stride(dim),
-                                                                                     out.stride(dim), group, log);
+                                                                                  out.stride(dim), group, log);
   MINIDL_CUDA_CHECK_LAUNCH("softmax");
 }
 

@@ -349,7 +349,8 @@ Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(cons
     if (t.requires_grad()) trainable.emplace_back(n, t);
   if (c.optimizer == "sgd")
     d.optimizer = std::make_unique<optim::SGD>(
-        trainable, c.lr, optim::SgdOptions{.momentum = c.momentum, .weight_decay = c.weight_decay, .nesterov = c.nesterov});
+        trainable, c.lr,
+        optim::SgdOptions{.momentum = c.momentum, .weight_decay = c.weight_decay, .nesterov = c.nesterov});
   else if (c.optimizer == "adam")
     d.optimizer = std::make_unique<optim::Adam>(trainable, c.lr, optim::AdamOptions{.weight_decay = c.weight_decay});
   else

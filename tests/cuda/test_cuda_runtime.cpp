@@ -101,8 +101,10 @@ TEST(CudaRuntime, ThrustFillsAndSequencesEqualTheCpu) {
     t.fill_(1.0);  // in place, the whole (contiguous) tensor
     EXPECT_EQ(t.values<double>(), ones({3, 1000}, {.dtype = d}).values<double>());
     if (d == kBool) continue;
-    for (auto [start, end, step] : {std::tuple{0.0, 4097.0, 1.0}, {0.1, 3.3, 0.1}, {5.0, -7.0, -0.35}, {-3.0, 1e5, 7.0}}) {
-      const Tensor g = arange(start, end, step, {.dtype = d, .device = kGpu}), c = arange(start, end, step, {.dtype = d});
+    for (auto [start, end, step] :
+         {std::tuple{0.0, 4097.0, 1.0}, {0.1, 3.3, 0.1}, {5.0, -7.0, -0.35}, {-3.0, 1e5, 7.0}}) {
+      const Tensor g = arange(start, end, step, {.dtype = d, .device = kGpu}),
+                   c = arange(start, end, step, {.dtype = d});
       EXPECT_EQ(g.values<double>(), c.values<double>()) << start << ":" << end << ":" << step;
     }
   }

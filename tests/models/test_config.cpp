@@ -110,8 +110,8 @@ TEST(TrainConfig, OverridesAndJson) {
     EXPECT_NE(error_of([&] { apply_overrides(c, {bad}); }).find(key), std::string::npos) << bad;
   }
   EXPECT_TRUE(apply_overrides(c, {"nesterov=true"}).nesterov);
-  for (const auto& bad : std::vector<std::vector<std::string>>{{"optimizer=adamw", "nesterov=true"},
-                                                                {"momentum=0", "nesterov=true"}})
+  for (const auto& bad :
+       std::vector<std::vector<std::string>>{{"optimizer=adamw", "nesterov=true"}, {"momentum=0", "nesterov=true"}})
     EXPECT_NE(error_of([&] { apply_overrides(c, bad); }).find("nesterov needs optimizer sgd and momentum > 0"),
               std::string::npos)
         << bad.back();
