@@ -41,7 +41,25 @@
 namespace minidl::cuda {
 namespace {
 
-constexpr int kTile = 64, kSlice = 16, kThreads = 256;
+constexpr int kSlice = 16, kThreads = 256;
+
+// The block's tile of the GEMM. Small, 64 x 64: the SIMT path's 4 x 4 per thread, or the TF32 path's
+// 32 x 16 per warp (2 x 2 mma tiles). Large, 128 x 128 and TF32 only: 64 x 32 per warp (4 x 4 mma
+// tiles), so each element gathered into shared memory feeds twice as many products and each fragment
+// load twice as many mma.sync; in the small tile the gathers and fragment loads outnumber the mma
+// instructions 20 to 1 (docs/perf.md). Eight warps either way, 2 along M by 4 along N.
+template <bool kTf32, bool kLarge>
+struct Tile {
+  static_assert(kTf32 || !kLarge, "the large tile is the TF32 path's");
+  static constexpr int M = kLarge ? 128 : 64, N = M;
+  static constexpr int kWarpRows = M / 2, kWarpCols = N / 4;
+  static constexpr int kFragsN = kWarpCols / 8;  // mma tiles of 16 x 8 per warp: (kWarpRows / 16) x kFragsN
+  static constexpr int kFrags = kTf32 ? (kWarpRows / 16) * kFragsN : 4;  // acc[kFrags][4] per thread
+  static constexpr int kRow = M + (kTf32 ? 8 : 4);                       // shared-memory row, padded
+  static constexpr int kAPer = M * kSlice / kThreads;  // consecutive k of one row of A each thread loads
+  static constexpr int kBStep = kThreads / N;          // k rows apart of B's column that a thread loads
+  static constexpr int kBPer = kSlice / kBStep;
+};
 
 // ConvShape for the device (std::array is not usable in device code), 32-bit where the front end's
 // checks allow it.
@@ -106,18 +124,19 @@ __device__ __forceinline__ bool inside(int z, int y, int x, const int (&n)[3]) {
          static_cast<unsigned>(x) < static_cast<unsigned>(n[2]);
 }
 
-// Where element acc[f][i] of a thread's accumulators sits in the block's 64 x 64 tile.
+// Where element acc[f][i] of a thread's accumulators sits in the block's tile.
 //   SIMT: thread (tx, ty) = (t % 16, t / 16) holds the 4 x 4 at rows 4 ty + f, columns 4 tx + i.
-//   TF32: warp w holds the 32 x 16 at rows 32 (w / 4), columns 16 (w % 4), as 2 x 2 mma tiles of 16 x 8;
-//         acc[f] is tile (f / 2, f % 2) as mma_tf32_16x8x8 leaves it (d[i] at row g + 8 (i / 2), column
-//         2 t + i % 2 with g = lane / 4, t = lane % 4: cuda/mma.cuh).
-template <bool kTf32>
+//   TF32: warp w holds the kWarpRows x kWarpCols at rows kWarpRows (w / 4), columns kWarpCols (w % 4), as
+//         mma tiles of 16 x 8; acc[f] is tile (f / kFragsN, f % kFragsN) as mma_tf32_16x8x8 leaves it
+//         (d[i] at row g + 8 (i / 2), column 2 t + i % 2 with g = lane / 4, t = lane % 4: cuda/mma.cuh).
+template <bool kTf32, bool kLarge>
 __device__ __forceinline__ void tile_position(int f, int i, int& row, int& col) {
+  using T = Tile<kTf32, kLarge>;
   const int t = threadIdx.x;
   if (kTf32) {
     const int warp = t / kWarp, lane = t % kWarp;
-    row = (warp / 4) * 32 + (f / 2) * 16 + lane / 4 + 8 * (i / 2);
-    col = (warp % 4) * 16 + (f % 2) * 8 + 2 * (lane % 4) + i % 2;
+    row = (warp / 4) * T::kWarpRows + (f / T::kFragsN) * 16 + lane / 4 + 8 * (i / 2);
+    col = (warp % 4) * T::kWarpCols + (f % T::kFragsN) * 8 + 2 * (lane % 4) + i % 2;
   } else {
     row = (t / 16) * 4 + f;
     col = (t % 16) * 4 + i;
@@ -125,46 +144,48 @@ __device__ __forceinline__ void tile_position(int f, int i, int& row, int& col) 
 }
 
 // The shared tile loop. Op supplies a(m, k) (the weight-like operand, rows m), a per-thread column state
-// for n, b(state, k) (the gathered operand) and the reduction range; acc receives the thread's 16
-// elements of the tile (tile_position says which). Thread t loads row t / 4 of A at k-slice positions
-// (t % 4) * 4 + 0..3, and column t % 64 of B at k-slice positions t / 64 + 4 j.
+// for n, b(state, k) (the gathered operand) and the reduction range; acc receives the thread's elements
+// of the tile (tile_position says which). Thread t loads kAPer consecutive k-slice positions of one row
+// of A, and column t % N of B at k-slice positions t / N + kBStep j.
 //
 // kTf32 multiplies on the tensor cores: the elements are rounded to TF32 as they go into shared memory
-// (once each, though two warps read each), and each warp's slice of 16 is two k-steps of four
-// mma_tf32_16x8x8, whose fragments are 32-bit loads. Rows of 64 + 8 floats put the eight rows g and
+// (once each, though two warps read each), and each warp's slice of 16 is two k-steps of mma_tf32_16x8x8
+// over its mma tiles, whose fragments are 32-bit loads. Rows of M + 8 floats put the eight rows g and
 // four columns t a fragment load touches in 32 different banks (8 t + g); the SIMT path's float4 row
 // reads are conflict-free at any width, and 64 + 4 halves the conflicts of its column-wise stores.
-template <bool kTf32, class Op>
-__device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, int m0, int n0, float (&acc)[4][4]) {
-  constexpr int kRow = kTile + (kTf32 ? 8 : 4);
+template <bool kTf32, bool kLarge, class Op>
+__device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, int m0, int n0,
+                          float (&acc)[Tile<kTf32, kLarge>::kFrags][4]) {
+  using T = Tile<kTf32, kLarge>;
+  constexpr int kRow = T::kRow;
   __shared__ __align__(16) float As[2][kSlice][kRow];
   __shared__ __align__(16) float Bs[2][kSlice][kRow];
   const int t = threadIdx.x;
-  const int am = m0 + t / 4, ak = (t % 4) * 4;
-  const int bn = n0 + t % kTile, bk = t / kTile;
+  const int arow = t / (kSlice / T::kAPer), am = m0 + arow, ak = (t % (kSlice / T::kAPer)) * T::kAPer;
+  const int bn = n0 + t % T::N, bk = t / T::N;
   const typename Op::Column col = op.column(bn < N ? bn : N - 1);
-  float ra[4], rb[4];
+  float ra[T::kAPer], rb[T::kBPer];
   auto load = [&](int k0) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < T::kAPer; ++j) {
       const int k = k0 + ak + j;
       ra[j] = am < M && k < k_end ? op.a(am, k) : 0.0f;
     }
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int k = k0 + bk + 4 * j;
+    for (int j = 0; j < T::kBPer; ++j) {
+      const int k = k0 + bk + T::kBStep * j;
       rb[j] = bn < N && k < k_end ? op.b(col, k) : 0.0f;
     }
   };
   auto store = [&](int buf) {
 #pragma unroll
-    for (int j = 0; j < 4; ++j) As[buf][ak + j][t / 4] = kTf32 ? round_to_tf32(ra[j]) : ra[j];
+    for (int j = 0; j < T::kAPer; ++j) As[buf][ak + j][arow] = kTf32 ? round_to_tf32(ra[j]) : ra[j];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) Bs[buf][bk + 4 * j][t % kTile] = kTf32 ? round_to_tf32(rb[j]) : rb[j];
+    for (int j = 0; j < T::kBPer; ++j) Bs[buf][bk + T::kBStep * j][t % T::N] = kTf32 ? round_to_tf32(rb[j]) : rb[j];
   };
   // The SIMT path's 4 x 4 per thread, and the TF32 path's warp tile corner and lane coordinates.
   const int tx = t % 16, ty = t / 16;
-  const int wm = (t / kWarp / 4) * 32, wn = (t / kWarp % 4) * 16, g = t % kWarp / 4, q = t % 4;
+  const int wm = (t / kWarp / 4) * T::kWarpRows, wn = (t / kWarp % 4) * T::kWarpCols, g = t % kWarp / 4, q = t % 4;
   load(k_begin);
   store(0);
   __syncthreads();
@@ -173,20 +194,24 @@ __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, in
     const bool more = k0 + kSlice < k_end;
     if (more) load(k0 + kSlice);
     if (kTf32) {
+      constexpr int FM = T::kWarpRows / 16, FN = T::kFragsN;
 #pragma unroll
       for (int k = 0; k < kSlice; k += 8) {
-        float a[2][4], b[2][2];
+        float a[FM][4], b[FN][2];
 #pragma unroll
-        for (int f = 0; f < 2; ++f) {
+        for (int f = 0; f < FM; ++f) {
           a[f][0] = As[buf][k + q][wm + 16 * f + g];
           a[f][1] = As[buf][k + q][wm + 16 * f + g + 8];
           a[f][2] = As[buf][k + q + 4][wm + 16 * f + g];
           a[f][3] = As[buf][k + q + 4][wm + 16 * f + g + 8];
+        }
+#pragma unroll
+        for (int f = 0; f < FN; ++f) {
           b[f][0] = Bs[buf][k + q][wn + 8 * f + g];
           b[f][1] = Bs[buf][k + q + 4][wn + 8 * f + g];
         }
 #pragma unroll
-        for (int f = 0; f < 4; ++f) mma_tf32_16x8x8(acc[f], a[f / 2], b[f % 2]);
+        for (int f = 0; f < FM * FN; ++f) mma_tf32_16x8x8(acc[f], a[f / FN], b[f % FN]);
       }
     } else {
 #pragma unroll
@@ -234,20 +259,21 @@ struct Forward {
   }
 };
 
-template <bool kTf32>
-__global__ void __launch_bounds__(kThreads)
+template <bool kTf32, bool kLarge>
+__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
     conv_forward_kernel(Geom g, const float* x, const float* w, const float* bias, const int4* table, float* y) {
+  using T = Tile<kTf32, kLarge>;
   const int group = blockIdx.z;
   const Forward op{g, x, w, table, group};
-  const int M = g.cout_g, N = g.batch * g.P, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
-  float acc[4][4] = {};
-  tile_loop<kTf32>(op, M, N, 0, g.K, m0, n0, acc);
+  const int M = g.cout_g, N = g.batch * g.P, m0 = blockIdx.y * T::M, n0 = blockIdx.x * T::N;
+  float acc[T::kFrags][4] = {};
+  tile_loop<kTf32, kLarge>(op, M, N, 0, g.K, m0, n0, acc);
 #pragma unroll
-  for (int f = 0; f < 4; ++f)
+  for (int f = 0; f < T::kFrags; ++f)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       int r, c;
-      tile_position<kTf32>(f, i, r, c);
+      tile_position<kTf32, kLarge>(f, i, r, c);
       const int m = m0 + r, n = n0 + c;
       if (m >= M || n >= N) continue;
       const int co = group * g.cout_g + m, b = n / g.P, p = n % g.P;
@@ -348,8 +374,8 @@ struct DataGrad {
   }
 };
 
-template <bool kTf32>
-__global__ void __launch_bounds__(kThreads)
+template <bool kTf32, bool kLarge>
+__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
     conv_data_grad_kernel(Geom g, Phase ph, const float* gy, const float* w, const int4* table,
                           const int* weight_offsets, float* gx) {
   const int group = blockIdx.z;
@@ -359,15 +385,16 @@ __global__ void __launch_bounds__(kThreads)
                     w + static_cast<int64_t>(group) * g.cout_g * g.cin_g * g.KK,
                     table,
                     weight_offsets};
-  const int M = g.cin_g, N = g.batch * ph.P, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
-  float acc[4][4] = {};
-  tile_loop<kTf32>(op, M, N, 0, ph.K, m0, n0, acc);  // a phase no offset reaches gets zeros
+  using T = Tile<kTf32, kLarge>;
+  const int M = g.cin_g, N = g.batch * ph.P, m0 = blockIdx.y * T::M, n0 = blockIdx.x * T::N;
+  float acc[T::kFrags][4] = {};
+  tile_loop<kTf32, kLarge>(op, M, N, 0, ph.K, m0, n0, acc);  // a phase no offset reaches gets zeros
 #pragma unroll
-  for (int f = 0; f < 4; ++f)
+  for (int f = 0; f < T::kFrags; ++f)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       int r, c;
-      tile_position<kTf32>(f, i, r, c);
+      tile_position<kTf32, kLarge>(f, i, r, c);
       const int m = m0 + r, n = n0 + c;
       if (m >= M || n >= N) continue;
       int b, j[3];
@@ -399,27 +426,28 @@ struct WeightGrad {
   }
 };
 
-template <bool kTf32>
-__global__ void __launch_bounds__(kThreads)
+template <bool kTf32, bool kLarge>
+__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
     conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
                             int64_t seg, float* out) {
   const int group = blockIdx.z % g.groups, split = blockIdx.z / g.groups;
   const WeightGrad op{g, gy + static_cast<int64_t>(group) * g.cout_g * g.P,
                       x + static_cast<int64_t>(group) * g.cin_g * g.Q, table, corners};
-  const int M = g.cout_g, N = g.K, m0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  using T = Tile<kTf32, kLarge>;
+  const int M = g.cout_g, N = g.K, m0 = blockIdx.y * T::M, n0 = blockIdx.x * T::N;
   const int64_t total = static_cast<int64_t>(g.batch) * g.P;
   const int64_t end = (split + 1) * seg < total ? (split + 1) * seg : total;
   const int k_begin = static_cast<int>(split * seg), k_end = static_cast<int>(end);
-  float acc[4][4] = {};
-  if (k_begin < k_end) tile_loop<kTf32>(op, M, N, k_begin, k_end, m0, n0, acc);
+  float acc[T::kFrags][4] = {};
+  if (k_begin < k_end) tile_loop<kTf32, kLarge>(op, M, N, k_begin, k_end, m0, n0, acc);
   // With one segment, out is gw [C_out, K]; with several, partial sums [splits, C_out, K].
   float* dst = out + static_cast<int64_t>(split) * g.cout * g.K;
 #pragma unroll
-  for (int f = 0; f < 4; ++f)
+  for (int f = 0; f < T::kFrags; ++f)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       int r, c;
-      tile_position<kTf32>(f, i, r, c);
+      tile_position<kTf32, kLarge>(f, i, r, c);
       const int m = m0 + r, n = n0 + c;
       if (m < M && n < N) dst[static_cast<int64_t>(group * g.cout_g + m) * g.K + n] = acc[f][i];
     }
@@ -457,7 +485,7 @@ void check(const Tensor& t, const char* what) {
 }
 
 // Checked in 64 bits on the shape itself, before geom_of narrows it to int: the tiles index up to
-// 64 past an extent (n0 + 63, k0 + kSlice), and a table entry adds a kernel offset's reach to a
+// 128 past an extent (n0 + 127, k0 + kSlice), and a table entry adds a kernel offset's reach to a
 // channel's plane offset and a window corner (a data-gradient entry, a phase's delta to an output
 // channel's plane), so both keep that headroom below 2^31.
 void check_limits(const ConvShape& s) {
@@ -469,14 +497,12 @@ void check_limits(const ConvShape& s) {
     padded_in *= s.in[d] + 2 * s.padding[d] + (s.kernel[d] - 1) * s.dilation[d] + 1;
     reach_out *= s.out[d] + s.in[d] + s.padding[d] + (s.kernel[d] - 1) * s.dilation[d] + 1;  // bounds j + delta
   }
-  const int64_t big = (int64_t{1} << 31) - 64, cin_g = s.in_channels / s.groups, K = cin_g * KK;
+  const int64_t big = (int64_t{1} << 31) - 128, cin_g = s.in_channels / s.groups, K = cin_g * KK;
   MINIDL_CHECK(s.batch * std::max(P, Q) < big && s.in_channels * Q < big && s.out_channels * P < big && K < big &&
                    s.out_channels * K < big && (cin_g * Q + padded_in) < big && (s.out_channels * P + reach_out) < big,
                "conv: this problem has more than 2^31 elements per tensor, beyond the CUDA kernels' 32-bit indexing");
   MINIDL_CHECK(s.groups <= 65535, "conv: ", s.groups, " groups are more than the CUDA kernels launch (65535)");
 }
-
-dim3 grid(int N, int M, int z) { return dim3((N + kTile - 1) / kTile, (M + kTile - 1) / kTile, z); }
 
 std::atomic<GemmPath>& path_setting() {
   static std::atomic<GemmPath> path{[] {
@@ -486,20 +512,57 @@ std::atomic<GemmPath>& path_setting() {
   return path;
 }
 
-// Calls launch(std::true_type) on the TF32 path and launch(std::false_type) on the SIMT one, so that each
-// launch site names its kernel once, as kernel<decltype(tf32)::value>.
+std::atomic<ConvTile>& tile_setting() {
+  static std::atomic<ConvTile> tile{[] {
+    const char* env = std::getenv("MINIDL_CONV_TILE");
+    if (env && std::strcmp(env, "small") == 0) return ConvTile::Small;
+    if (env && std::strcmp(env, "large") == 0) return ConvTile::Large;
+    return ConvTile::Auto;
+  }()};
+  return tile;
+}
+
+int64_t tiles(int64_t n, int tile) { return (n + tile - 1) / tile; }
+
+// Whether the TF32 GEMM of M rows by N columns, z deep (groups, segments), takes the large tile: with
+// more than 64 rows (fewer and half of it would multiply padding) and blocks enough to fill the GPU
+// twice over (or 256, what the weight gradient's segments aim at).
+bool large_tile(int M, int64_t N, int64_t z, int device) {
+  if (conv_path() != GemmPath::Tf32) return false;
+  switch (tile_setting().load()) {
+    case ConvTile::Small: return false;
+    case ConvTile::Large: return true;
+    case ConvTile::Auto: break;
+  }
+  return M > 64 && tiles(M, 128) * tiles(N, 128) * z >= std::min(256, 2 * multiprocessors(device));
+}
+
+// Calls launch(tf32, large) with std::bool_constant arguments: the SIMT path's small tile, or the TF32
+// path's small or large one, so that each launch site names its kernel once, as
+// kernel<decltype(tf32)::value, decltype(large)::value>, and sizes its grid with the same tile.
 template <class Launch>
-void on_current_path(Launch&& launch) {
-  if (conv_path() == GemmPath::Tf32)
-    launch(std::true_type{});
+void on_current_path(bool large, Launch&& launch) {
+  if (conv_path() != GemmPath::Tf32)
+    launch(std::false_type{}, std::false_type{});
+  else if (large)
+    launch(std::true_type{}, std::true_type{});
   else
-    launch(std::false_type{});
+    launch(std::true_type{}, std::false_type{});
+}
+
+// The grid of a GEMM of M x N in tiles of `tile`, z deep.
+template <class Large>
+dim3 grid(int N, int M, int z, Large) {
+  constexpr int tile = Large::value ? 128 : 64;
+  return dim3(static_cast<unsigned>(tiles(N, tile)), static_cast<unsigned>(tiles(M, tile)), static_cast<unsigned>(z));
 }
 
 }  // namespace
 
 void set_conv_path(GemmPath path) { path_setting().store(path); }
 GemmPath conv_path() { return path_setting().load(); }
+void set_conv_tile(ConvTile tile) { tile_setting().store(tile); }
+ConvTile conv_tile() { return tile_setting().load(); }
 
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y) {
   check(x, "input");
@@ -522,10 +585,12 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
   const Scratch table(sizeof(int4) * g.K, device);
   build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, table.as<int4>());
   MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
-  on_current_path([&](auto tf32) {
-    conv_forward_kernel<decltype(tf32)::value><<<grid(g.batch * g.P, g.cout_g, g.groups), kThreads, 0, stream>>>(
-        g, device_data<float>(x), device_data<float>(w), bias.defined() ? device_data<float>(bias) : nullptr,
-        table.as<int4>(), device_data<float>(y));
+  const bool use_large = large_tile(g.cout_g, int64_t{g.batch} * g.P, g.groups, device);
+  on_current_path(use_large, [&](auto tf32, auto large) {
+    conv_forward_kernel<decltype(tf32)::value, decltype(large)::value>
+        <<<grid(g.batch * g.P, g.cout_g, g.groups, large), kThreads, 0, stream>>>(
+            g, device_data<float>(x), device_data<float>(w), bias.defined() ? device_data<float>(bias) : nullptr,
+            table.as<int4>(), device_data<float>(y));
   });
   MINIDL_CUDA_CHECK_LAUNCH("conv");
 }
@@ -558,9 +623,10 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
                                                                       weight_offsets.as<int>());
             MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
           }
-          on_current_path([&](auto tf32) {
-            conv_data_grad_kernel<decltype(tf32)::value>
-                <<<grid(g.batch * ph.P, g.cin_g, g.groups), kThreads, 0, stream>>>(
+          const bool use_large = large_tile(g.cin_g, int64_t{g.batch} * ph.P, g.groups, device);
+          on_current_path(use_large, [&](auto tf32, auto large) {
+            conv_data_grad_kernel<decltype(tf32)::value, decltype(large)::value>
+                <<<grid(g.batch * ph.P, g.cin_g, g.groups, large), kThreads, 0, stream>>>(
                     g, ph, device_data<float>(gy), device_data<float>(w), table.as<int4>(), weight_offsets.as<int>(),
                     device_data<float>(gx));
           });
@@ -575,10 +641,14 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
       return;
     }
     // Enough segments that about 256 blocks share the work, each segment at least 1024 long: a
-    // function of the shapes only, so the sums are the same on every run.
-    const int64_t tiles = static_cast<int64_t>((g.K + kTile - 1) / kTile) * ((g.cout_g + kTile - 1) / kTile) * g.groups;
+    // function of the shapes (and the tile) only, so the sums are the same on every run.
     const int64_t most = std::max<int64_t>(1, std::min<int64_t>(total / 1024, 65535 / g.groups));
-    const int64_t splits = std::clamp<int64_t>(256 / std::max<int64_t>(1, tiles), 1, most);
+    auto splits_for = [&](int tile) {
+      const int64_t blocks = tiles(g.K, tile) * tiles(g.cout_g, tile) * g.groups;
+      return std::clamp<int64_t>(256 / std::max<int64_t>(1, blocks), 1, most);
+    };
+    const bool use_large = large_tile(g.cout_g, g.K, g.groups * splits_for(128), device);
+    const int64_t splits = splits_for(use_large ? 128 : 64);
     const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
     const int nsplit = static_cast<int>((total + seg - 1) / seg);
     const Scratch table(sizeof(int4) * g.K, device), corners(sizeof(int4) * g.P, device);
@@ -589,9 +659,10 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     // With one segment the kernel writes gw itself; with several, partial sums that add_segments adds.
     const Scratch partial(nsplit == 1 ? 0 : sizeof(float) * n * nsplit, device);
     float* out = nsplit == 1 ? device_data<float>(gw) : partial.as<float>();
-    on_current_path([&](auto tf32) {
-      conv_weight_grad_kernel<decltype(tf32)::value><<<grid(g.K, g.cout_g, g.groups * nsplit), kThreads, 0, stream>>>(
-          g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg, out);
+    on_current_path(use_large, [&](auto tf32, auto large) {
+      conv_weight_grad_kernel<decltype(tf32)::value, decltype(large)::value>
+          <<<grid(g.K, g.cout_g, g.groups * nsplit, large), kThreads, 0, stream>>>(
+              g, device_data<float>(gy), device_data<float>(x), table.as<int4>(), corners.as<int4>(), seg, out);
     });
     MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
     if (nsplit > 1) {

@@ -83,7 +83,7 @@ void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p);
 void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const Tensor& y, const Tensor& mask);
 
 // ---- sequence.cu: through Thrust ------------------------------------------------------------------
-void fill_contiguous(const Tensor& dst, double value);  // fill() of a contiguous tensor
+void fill_contiguous(const Tensor& dst, double value);      // fill() of a contiguous tensor
 void arange(const Tensor& out, double start, double step);  // out contiguous: out[i] = start + i step
 
 // ---- conv.cu ---------------------------------------------------------------------------------------------
@@ -97,6 +97,12 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
 // torch.backends.cudnn.allow_tf32). MINIDL_CONV=tf32 selects TF32.
 void set_conv_path(GemmPath path);
 GemmPath conv_path();
+// The TF32 path's block tile: 128 x 128 where the GEMM has more than 64 rows and enough blocks to fill
+// the GPU (Auto), or always 64 x 64 (Small) or 128 x 128 (Large), for measuring one against the other.
+// MINIDL_CONV_TILE=small|large sets it at start; the SIMT path always takes 64 x 64.
+enum class ConvTile : uint8_t { Auto, Small, Large };
+void set_conv_tile(ConvTile tile);
+ConvTile conv_tile();
 
 // ---- pool.cu ---------------------------------------------------------------------------------------------
 // As cpu/conv.h's pooling, every tensor contiguous.

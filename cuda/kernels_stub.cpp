@@ -63,6 +63,8 @@ void conv_backward(const Tensor&, const Tensor&, const Tensor&, const ConvShape&
 }
 void set_conv_path(GemmPath) {}
 GemmPath conv_path() { return GemmPath::Simt; }
+void set_conv_tile(ConvTile) {}
+ConvTile conv_tile() { return ConvTile::Auto; }
 
 void max_pool_forward(const Tensor&, const PoolShape&, const Tensor&, const Tensor&) { not_built("max_pool"); }
 void max_pool_backward(const Tensor&, const Tensor&, const PoolShape&, const Tensor&) { not_built("max_pool"); }

@@ -33,21 +33,23 @@ inline bool have_gpu() { return cuda_device_count() > 0; }
 
 inline const Device kGpu = Device::cuda(0);
 
-// Selects the GEMMs' (or the convolutions') kernels for a scope and puts the previous choice back after,
-// whatever MINIDL_GEMM / MINIDL_CONV said: a tolerance is written for one kernel's arithmetic.
-template <cuda::GemmPath (*get)(), void (*set)(cuda::GemmPath)>
-class KernelPathScope {
+// Selects the GEMMs' (or the convolutions') kernels, or the convolutions' tile, for a scope and puts the
+// previous choice back after, whatever MINIDL_GEMM / MINIDL_CONV / MINIDL_CONV_TILE said: a tolerance is
+// written for one kernel's arithmetic.
+template <class Choice, Choice (*get)(), void (*set)(Choice)>
+class KernelChoiceScope {
  public:
-  explicit KernelPathScope(cuda::GemmPath path) : before_(get()) { set(path); }
-  ~KernelPathScope() { set(before_); }
-  KernelPathScope(const KernelPathScope&) = delete;
-  KernelPathScope& operator=(const KernelPathScope&) = delete;
+  explicit KernelChoiceScope(Choice choice) : before_(get()) { set(choice); }
+  ~KernelChoiceScope() { set(before_); }
+  KernelChoiceScope(const KernelChoiceScope&) = delete;
+  KernelChoiceScope& operator=(const KernelChoiceScope&) = delete;
 
  private:
-  cuda::GemmPath before_;
+  Choice before_;
 };
-using GemmPathScope = KernelPathScope<cuda::gemm_path, cuda::set_gemm_path>;
-using ConvPathScope = KernelPathScope<cuda::conv_path, cuda::set_conv_path>;
+using GemmPathScope = KernelChoiceScope<cuda::GemmPath, cuda::gemm_path, cuda::set_gemm_path>;
+using ConvPathScope = KernelChoiceScope<cuda::GemmPath, cuda::conv_path, cuda::set_conv_path>;
+using ConvTileScope = KernelChoiceScope<cuda::ConvTile, cuda::conv_tile, cuda::set_conv_tile>;
 
 // The CUDA emulator (-DMINIDL_CUDA=EMULATE, cuda/emulator/emulator.h) runs the kernels on the CPU, each
 // launch to its end before the call returns. Tests of what only a real device has (work still queued

@@ -80,37 +80,53 @@ TEST(CudaConv, Tf32EveryRankStrideDilationAndGroups) {
   compare_conv_geometries(tf32_sums);
 }
 
+// The TF32 path's 128 x 128 tile on the same shapes, where it is mostly partial (their GEMMs have at
+// most 33 rows): every edge of the larger tile is cut.
+TEST(CudaConv, Tf32LargeTileEveryRankStrideDilationAndGroups) {
+  REQUIRE_GPU();
+  const ConvPathScope tf32(cuda::GemmPath::Tf32);
+  const ConvTileScope large(cuda::ConvTile::Large);
+  compare_conv_geometries(tf32_sums);
+}
+
 // Small integers are exact in TF32 and so are their products and sums in float32, so on the tensor
 // cores too the three passes must give the CPU's bits: any element taken from the wrong lane of an
 // mma fragment, or a tile put back in the wrong place, shows as an exact mismatch rather than hiding in
-// a tolerance. Two of the shapes cut tiles at every edge; the 64-channel one fills whole tiles.
+// a tolerance. Both tiles (64 x 64 and 128 x 128): two of the shapes cut tiles at every edge; the 64-
+// and 128-channel ones fill whole small and large tiles, and the 96-channel one half of a large one.
 TEST(CudaConv, Tf32IsExactOnSmallIntegers) {
   REQUIRE_GPU();
   const ConvPathScope tf32(cuda::GemmPath::Tf32);
   const std::vector<ConvCase> cases = {
       {"2-D 3x3 pad 1", {2, 16, 17, 13}, {33, 16, 3, 3}, {1}, {1}, {1}, 1, false},
-      {"2-D 1x1, whole tiles", {1, 64, 8, 16}, {64, 64, 1, 1}, {1}, {0}, {1}, 1, false},
+      {"2-D 1x1, whole small tiles", {1, 64, 8, 16}, {64, 64, 1, 1}, {1}, {0}, {1}, 1, false},
+      {"2-D 1x1, whole large tiles", {1, 128, 8, 16}, {128, 128, 1, 1}, {1}, {0}, {1}, 1, false},
+      {"2-D 3x3, 96 channels", {2, 96, 6, 11}, {96, 96, 3, 3}, {1}, {1}, {1}, 1, false},
       {"3-D 3x1x1 stride 2, grouped", {2, 6, 5, 3, 3}, {9, 2, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 3, false},
   };
   Generator gen(11);
-  for (const ConvCase& c : cases) {
-    SCOPED_TRACE(c.name);
-    auto integers = [&](const Shape& shape) {
-      std::vector<double> v = rand(shape, {}, &gen, -3, 3).values<double>();
-      for (double& e : v) e = std::floor(e);
-      return from_vector(v, shape, {.dtype = kFloat32});
-    };
-    Tensor x = integers(c.x), w = integers(c.w);
-    Tensor xg = x.to(kGpu).requires_grad_(), wg = w.to(kGpu).requires_grad_();
-    x.requires_grad_(), w.requires_grad_();
-    const Tensor y = conv(x, w, Tensor(), c.stride, c.padding, c.dilation, c.groups);
-    const Tensor yg = conv(xg, wg, Tensor(), c.stride, c.padding, c.dilation, c.groups);
-    const Tensor up = integers(y.shape());
-    y.backward(up);
-    yg.backward(up.to(kGpu));
-    EXPECT_EQ(compare_bits(yg, y), "") << "forward";
-    EXPECT_EQ(compare_bits(xg.grad(), x.grad()), "") << "input gradient";
-    EXPECT_EQ(compare_bits(wg.grad(), w.grad()), "") << "weight gradient";
+  for (const auto& [tile, tile_name] :
+       {std::pair{cuda::ConvTile::Small, "64 x 64"}, std::pair{cuda::ConvTile::Large, "128 x 128"}}) {
+    const ConvTileScope scope(tile);
+    for (const ConvCase& c : cases) {
+      SCOPED_TRACE(std::string(c.name) + ", tile " + tile_name);
+      auto integers = [&](const Shape& shape) {
+        std::vector<double> v = rand(shape, {}, &gen, -3, 3).values<double>();
+        for (double& e : v) e = std::floor(e);
+        return from_vector(v, shape, {.dtype = kFloat32});
+      };
+      Tensor x = integers(c.x), w = integers(c.w);
+      Tensor xg = x.to(kGpu).requires_grad_(), wg = w.to(kGpu).requires_grad_();
+      x.requires_grad_(), w.requires_grad_();
+      const Tensor y = conv(x, w, Tensor(), c.stride, c.padding, c.dilation, c.groups);
+      const Tensor yg = conv(xg, wg, Tensor(), c.stride, c.padding, c.dilation, c.groups);
+      const Tensor up = integers(y.shape());
+      y.backward(up);
+      yg.backward(up.to(kGpu));
+      EXPECT_EQ(compare_bits(yg, y), "") << "forward";
+      EXPECT_EQ(compare_bits(xg.grad(), x.grad()), "") << "input gradient";
+      EXPECT_EQ(compare_bits(wg.grad(), w.grad()), "") << "weight gradient";
+    }
   }
 }
 
