@@ -6,9 +6,10 @@
 //   forward      y[co, (b, p)]   = sum over k = (ci, kernel offset) of w[co, k] x_col[k, (b, p)]
 //   data grad    gx[ci, (b, q)]  = sum over k = (co, kernel offset) of w[co, ci, offset] gy[co, (b, p(q, offset))]
 //   weight grad  gw[co, k]       = sum over (b, p) of gy[co, (b, p)] x_col[k, (b, p)]
-// A block computes a 64 x 64 tile of the GEMM in slices of 16 along its reduction, staging each slice of
-// both operands in shared memory (double-buffered, the next slice's loads in flight while this one is
-// multiplied), each of 256 threads accumulating a 4 x 4 sub-tile. Every thread loads the same column of
+// A block computes a 64 x 64 tile of the GEMM, or 128 x 128 where the GEMM has more than 64 rows (Tile,
+// conv_tile()), in slices of 16 along its reduction, staging each slice of both operands in shared
+// memory (double-buffered, the next slice's loads in flight while this one is multiplied), each of 256
+// threads accumulating a 4 x 4 or 8 x 8 sub-tile. Every thread loads the same column of
 // the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
 // position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
 // offset) comes from a small table built on the device before the launch, so the gather costs a table
@@ -17,8 +18,8 @@
 // (fast_divide.h).
 //
 // Two paths share the loop (conv_path(), as matmul's gemm_path()): SIMT float32, and TF32 tensor cores
-// (cuda/mma.cuh), which round each staged element to TF32 and replace the 4 x 4 FFMA sub-tiles with
-// mma.sync tiles of 16 x 8; the gathers, tables and epilogues are the same code.
+// (cuda/mma.cuh), which round each staged element to TF32 and replace the FFMA sub-tiles with mma.sync
+// tiles of 16 x 8; the gathers, tables and epilogues are the same code.
 //
 // Positions outside the input read as zero (padding). The data gradient runs once per phase of the
 // strides (input positions equal modulo the stride), over only the kernel offsets that reach an output
@@ -43,19 +44,21 @@ namespace {
 
 constexpr int kSlice = 16, kThreads = 256;
 
-// The block's tile of the GEMM. Small, 64 x 64: the SIMT path's 4 x 4 per thread, or the TF32 path's
-// 32 x 16 per warp (2 x 2 mma tiles). Large, 128 x 128 and TF32 only: 64 x 32 per warp (4 x 4 mma
-// tiles), so each element gathered into shared memory feeds twice as many products and each fragment
-// load twice as many mma.sync; in the small tile the gathers and fragment loads outnumber the mma
-// instructions 20 to 1 (docs/perf.md). Eight warps either way, 2 along M by 4 along N.
+// The block's tile of the GEMM, 256 threads in eight warps either way. Small, 64 x 64: on the SIMT
+// path 4 x 4 per thread, on the TF32 path 32 x 16 per warp (2 x 2 mma tiles). Large, 128 x 128: 8 x 8
+// per thread (two 4 x 4 blocks 64 apart each way, so that the float4 reads of shared memory stay
+// those of the small tile), or 64 x 32 per warp (4 x 4 mma tiles). Each element gathered into shared
+// memory then feeds twice as many products, and each read of shared memory twice as many FFMA or
+// mma.sync: in the small tile the bookkeeping around the arithmetic is 40% of the SIMT loop and 95% of
+// the TF32 one (docs/perf.md). The warps lie 2 along M by 4 along N.
 template <bool kTf32, bool kLarge>
 struct Tile {
-  static_assert(kTf32 || !kLarge, "the large tile is the TF32 path's");
   static constexpr int M = kLarge ? 128 : 64, N = M;
-  static constexpr int kWarpRows = M / 2, kWarpCols = N / 4;
-  static constexpr int kFragsN = kWarpCols / 8;  // mma tiles of 16 x 8 per warp: (kWarpRows / 16) x kFragsN
-  static constexpr int kFrags = kTf32 ? (kWarpRows / 16) * kFragsN : 4;  // acc[kFrags][4] per thread
-  static constexpr int kRow = M + (kTf32 ? 8 : 4);                       // shared-memory row, padded
+  static constexpr int kWarpRows = M / 2, kWarpCols = N / 4;  // TF32: a warp's part of the tile
+  static constexpr int kFragsN = kWarpCols / 8;               // TF32: (kWarpRows / 16) x kFragsN mma tiles
+  static constexpr int kParts = M / 64;                       // SIMT: 4 x 4 blocks per thread, each way
+  static constexpr int kFrags = kTf32 ? (kWarpRows / 16) * kFragsN : 4 * kParts * kParts;  // acc[kFrags][4]
+  static constexpr int kRow = M + (kTf32 ? 8 : 4);                                         // shared row, padded
   static constexpr int kAPer = M * kSlice / kThreads;  // consecutive k of one row of A each thread loads
   static constexpr int kBStep = kThreads / N;          // k rows apart of B's column that a thread loads
   static constexpr int kBPer = kSlice / kBStep;
@@ -125,7 +128,9 @@ __device__ __forceinline__ bool inside(int z, int y, int x, const int (&n)[3]) {
 }
 
 // Where element acc[f][i] of a thread's accumulators sits in the block's tile.
-//   SIMT: thread (tx, ty) = (t % 16, t / 16) holds the 4 x 4 at rows 4 ty + f, columns 4 tx + i.
+//   SIMT: thread (tx, ty) = (t % 16, t / 16) holds 4 x 4 blocks at rows 64 p + 4 ty, columns 64 c + 4 tx
+//         (p, c < kParts); acc[f] is row r = f / kParts of them (block r / 4, row r % 4), block column
+//         c = f % kParts, and acc[f][i] its column i.
 //   TF32: warp w holds the kWarpRows x kWarpCols at rows kWarpRows (w / 4), columns kWarpCols (w % 4), as
 //         mma tiles of 16 x 8; acc[f] is tile (f / kFragsN, f % kFragsN) as mma_tf32_16x8x8 leaves it
 //         (d[i] at row g + 8 (i / 2), column 2 t + i % 2 with g = lane / 4, t = lane % 4: cuda/mma.cuh).
@@ -138,8 +143,9 @@ __device__ __forceinline__ void tile_position(int f, int i, int& row, int& col) 
     row = (warp / 4) * T::kWarpRows + (f / T::kFragsN) * 16 + lane / 4 + 8 * (i / 2);
     col = (warp % 4) * T::kWarpCols + (f % T::kFragsN) * 8 + 2 * (lane % 4) + i % 2;
   } else {
-    row = (t / 16) * 4 + f;
-    col = (t % 16) * 4 + i;
+    const int r = f / T::kParts;
+    row = (r / 4) * 64 + (t / 16) * 4 + r % 4;
+    col = (f % T::kParts) * 64 + (t % 16) * 4 + i;
   }
 }
 
@@ -183,7 +189,7 @@ __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, in
 #pragma unroll
     for (int j = 0; j < T::kBPer; ++j) Bs[buf][bk + T::kBStep * j][t % T::N] = kTf32 ? round_to_tf32(rb[j]) : rb[j];
   };
-  // The SIMT path's 4 x 4 per thread, and the TF32 path's warp tile corner and lane coordinates.
+  // The SIMT path's thread coordinates, and the TF32 path's warp tile corner and lane coordinates.
   const int tx = t % 16, ty = t / 16;
   const int wm = (t / kWarp / 4) * T::kWarpRows, wn = (t / kWarp % 4) * T::kWarpCols, g = t % kWarp / 4, q = t % 4;
   load(k_begin);
@@ -214,14 +220,22 @@ __device__ void tile_loop(const Op& op, int M, int N, int k_begin, int k_end, in
         for (int f = 0; f < FM * FN; ++f) mma_tf32_16x8x8(acc[f], a[f / FN], b[f % FN]);
       }
     } else {
+      constexpr int P = T::kParts;
 #pragma unroll
       for (int k = 0; k < kSlice; ++k) {
-        const float4 a = load4(&As[buf][k][ty * 4]), b = load4(&Bs[buf][k][tx * 4]);
-        const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+        float av[4 * P], bv[4 * P];
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+        for (int p = 0; p < P; ++p) {
+          const float4 a = load4(&As[buf][k][64 * p + ty * 4]), b = load4(&Bs[buf][k][64 * p + tx * 4]);
+          av[4 * p] = a.x, av[4 * p + 1] = a.y, av[4 * p + 2] = a.z, av[4 * p + 3] = a.w;
+          bv[4 * p] = b.x, bv[4 * p + 1] = b.y, bv[4 * p + 2] = b.z, bv[4 * p + 3] = b.w;
+        }
 #pragma unroll
-          for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        for (int r = 0; r < 4 * P; ++r)
+#pragma unroll
+          for (int c = 0; c < P; ++c)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) acc[r * P + c][j] = fmaf(av[r], bv[4 * c + j], acc[r * P + c][j]);
       }
     }
     if (more) store(buf ^ 1);
@@ -260,7 +274,7 @@ struct Forward {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
+__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
     conv_forward_kernel(Geom g, const float* x, const float* w, const float* bias, const int4* table, float* y) {
   using T = Tile<kTf32, kLarge>;
   const int group = blockIdx.z;
@@ -375,7 +389,7 @@ struct DataGrad {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
+__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
     conv_data_grad_kernel(Geom g, Phase ph, const float* gy, const float* w, const int4* table,
                           const int* weight_offsets, float* gx) {
   const int group = blockIdx.z;
@@ -427,7 +441,7 @@ struct WeightGrad {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kLarge ? 2 : 1)
+__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
     conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
                             int64_t seg, float* out) {
   const int group = blockIdx.z % g.groups, split = blockIdx.z / g.groups;
@@ -524,11 +538,10 @@ std::atomic<ConvTile>& tile_setting() {
 
 int64_t tiles(int64_t n, int tile) { return (n + tile - 1) / tile; }
 
-// Whether the TF32 GEMM of M rows by N columns, z deep (groups, segments), takes the large tile: with
-// more than 64 rows (fewer and half of it would multiply padding) and blocks enough to fill the GPU
-// twice over (or 256, what the weight gradient's segments aim at).
+// Whether the GEMM of M rows by N columns, z deep (groups, segments), takes the large tile: with more
+// than 64 rows (fewer and half of it would multiply padding) and blocks enough to fill the GPU twice
+// over (or 256, what the weight gradient's segments aim at).
 bool large_tile(int M, int64_t N, int64_t z, int device) {
-  if (conv_path() != GemmPath::Tf32) return false;
   switch (tile_setting().load()) {
     case ConvTile::Small: return false;
     case ConvTile::Large: return true;
@@ -537,17 +550,21 @@ bool large_tile(int M, int64_t N, int64_t z, int device) {
   return M > 64 && tiles(M, 128) * tiles(N, 128) * z >= std::min(256, 2 * multiprocessors(device));
 }
 
-// Calls launch(tf32, large) with std::bool_constant arguments: the SIMT path's small tile, or the TF32
-// path's small or large one, so that each launch site names its kernel once, as
+// Calls launch(tf32, large) with std::bool_constant arguments for the current path and the tile
+// chosen, so that each launch site names its kernel once, as
 // kernel<decltype(tf32)::value, decltype(large)::value>, and sizes its grid with the same tile.
 template <class Launch>
 void on_current_path(bool large, Launch&& launch) {
-  if (conv_path() != GemmPath::Tf32)
-    launch(std::false_type{}, std::false_type{});
-  else if (large)
-    launch(std::true_type{}, std::true_type{});
+  auto with_tile = [&](auto tf32) {
+    if (large)
+      launch(tf32, std::true_type{});
+    else
+      launch(tf32, std::false_type{});
+  };
+  if (conv_path() == GemmPath::Tf32)
+    with_tile(std::true_type{});
   else
-    launch(std::true_type{}, std::false_type{});
+    with_tile(std::false_type{});
 }
 
 // The grid of a GEMM of M x N in tiles of `tile`, z deep.

@@ -97,9 +97,9 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
 // torch.backends.cudnn.allow_tf32). MINIDL_CONV=tf32 selects TF32.
 void set_conv_path(GemmPath path);
 GemmPath conv_path();
-// The TF32 path's block tile: 128 x 128 where the GEMM has more than 64 rows and enough blocks to fill
-// the GPU (Auto), or always 64 x 64 (Small) or 128 x 128 (Large), for measuring one against the other.
-// MINIDL_CONV_TILE=small|large sets it at start; the SIMT path always takes 64 x 64.
+// The convolutions' block tile: 128 x 128 where the GEMM has more than 64 rows and enough blocks to
+// fill the GPU (Auto), or always 64 x 64 (Small) or 128 x 128 (Large), for measuring one against the
+// other. MINIDL_CONV_TILE=small|large sets it at start. Either path, SIMT or TF32, takes either tile.
 enum class ConvTile : uint8_t { Auto, Small, Large };
 void set_conv_tile(ConvTile tile);
 ConvTile conv_tile();

@@ -80,13 +80,50 @@ TEST(CudaConv, Tf32EveryRankStrideDilationAndGroups) {
   compare_conv_geometries(tf32_sums);
 }
 
-// The TF32 path's 128 x 128 tile on the same shapes, where it is mostly partial (their GEMMs have at
-// most 33 rows): every edge of the larger tile is cut.
-TEST(CudaConv, Tf32LargeTileEveryRankStrideDilationAndGroups) {
+// The 128 x 128 tile on the same shapes, where it is mostly partial (their GEMMs have at most 33 rows):
+// every edge of the larger tile is cut.
+TEST(CudaConv, LargeTileEveryRankStrideDilationAndGroups) {
   REQUIRE_GPU();
-  const ConvPathScope tf32(cuda::GemmPath::Tf32);
   const ConvTileScope large(cuda::ConvTile::Large);
+  {
+    const ConvPathScope simt(cuda::GemmPath::Simt);
+    compare_conv_geometries(float_sums);
+  }
+  const ConvPathScope tf32(cuda::GemmPath::Tf32);
   compare_conv_geometries(tf32_sums);
+}
+
+// Each output of the forward pass and of the data gradient sums its products in the same order in
+// either tile (slice after slice, and within a slice in k order or in the mma's k-steps), so the two
+// tiles must agree to the bit on any input, on both paths. The weight gradient's segments depend on
+// the tile, so it is left to the comparisons with the CPU.
+TEST(CudaConv, BothTilesGiveTheSameBitsForwardAndDataGradient) {
+  REQUIRE_GPU();
+  const std::vector<ConvCase> cases = {
+      {"2-D 3x3 pad 1, 96 channels", {2, 96, 6, 11}, {96, 96, 3, 3}, {1}, {1}, {1}, 1, true},
+      {"3-D (2+1)D spatial 1x3x3 stride 2", {2, 8, 4, 14, 14}, {70, 8, 1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1}, 1, false},
+      {"2-D grouped, dilation 2, stride 2", {2, 8, 9, 10}, {4, 4, 3, 3}, {2}, {2}, {2}, 2, false},
+  };
+  Generator gen(12);
+  for (const auto path : {cuda::GemmPath::Simt, cuda::GemmPath::Tf32}) {
+    const ConvPathScope scope(path);
+    for (const ConvCase& c : cases) {
+      SCOPED_TRACE(std::string(c.name) + (path == cuda::GemmPath::Tf32 ? ", tf32" : ", simt"));
+      const Tensor x = randn(c.x, {.device = kGpu}, &gen), w = randn(c.w, {.device = kGpu}, &gen);
+      const Tensor b = c.bias ? randn({c.w[0]}, {.device = kGpu}, &gen) : Tensor();
+      std::vector<std::vector<float>> y, gx;
+      for (const auto tile : {cuda::ConvTile::Small, cuda::ConvTile::Large}) {
+        const ConvTileScope tile_scope(tile);
+        const Tensor xg = x.detach().requires_grad_();
+        const Tensor out = conv(xg, w, b, c.stride, c.padding, c.dilation, c.groups);
+        out.backward(ones(out.shape(), {.device = kGpu}));
+        y.push_back(out.values<float>());
+        gx.push_back(xg.grad().values<float>());
+      }
+      EXPECT_EQ(y[0], y[1]) << "forward";
+      EXPECT_EQ(gx[0], gx[1]) << "input gradient";
+    }
+  }
 }
 
 // Small integers are exact in TF32 and so are their products and sums in float32, so on the tensor
