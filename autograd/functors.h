@@ -65,6 +65,29 @@ MINIDL_HD To convert_value(From v) {
   }
 }
 
+// Element i of arange: start + i step in double, rounded once to T (to the nearest integer for int64).
+template <class T>
+struct ArangeAt {
+  double start, step;
+  MINIDL_HD T operator()(int64_t i) const {
+    const double v = start + static_cast<double>(i) * step;
+    if constexpr (std::is_same_v<T, int64_t>)
+      return ::llround(v);
+    else
+      return static_cast<T>(v);
+  }
+};
+
+// A Bernoulli draw from an element's float32 uniform u (autograd/random.h): `value` with probability p,
+// else 0. bernoulli() draws value 1; dropout draws its scaled keep mask, value 1 / (1 - p_drop), so the
+// two keep the same elements of the same stream.
+template <class T>
+struct BernoulliDraw {
+  double p;
+  T value;
+  MINIDL_HD T operator()(double u) const { return u < p ? value : T(0); }
+};
+
 // The functor table below is kept one functor per line, so the formulas read as a table.
 // clang-format off
 // ---- unary forward: y = f(x) ----------------------------------------------------------------------

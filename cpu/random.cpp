@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/error.h"
+#include "autograd/functors.h"
 #include "autograd/philox.h"
 #include "cpu/kernels.h"
 #include "cpu/strided_loop.h"
@@ -80,11 +81,11 @@ void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const
     using T = std::remove_pointer_t<decltype(xp)>;
     T* yp = y.data<T>();
     T* mp = mask.data<T>();
-    const T scale = static_cast<T>(1.0 / keep);
+    const BernoulliDraw<T> draw{keep, static_cast<T>(1.0 / keep)};
     // bernoulli's draw (the float32 rule, one value per element), scaled and applied in the same pass.
     for_blocks(false, x.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
       for (int k = 0; k < count; ++k) {
-        const T m = u[k] < keep ? scale : T(0);
+        const T m = draw(u[k]);
         mp[first + k] = m;
         yp[first + k] = xp[first + k] * m;
       }
@@ -97,29 +98,21 @@ void bernoulli(const Tensor& out, uint64_t seed, uint64_t offset, double p) {
     using T = std::remove_pointer_t<decltype(o)>;
     // Always the float32 rule (one value per element), whatever the output dtype.
     for_blocks(false, out.numel(), seed, offset, [&](int64_t first, const Uniforms& u, int count) {
-      for (int k = 0; k < count; ++k) o[first + k] = u[k] < p ? T(1) : T(0);
+      const BernoulliDraw<T> draw{p, T(1)};
+      for (int k = 0; k < count; ++k) o[first + k] = draw(u[k]);
     });
   });
 }
 
 void arange(const Tensor& out, double start, double step) {
-  const int64_t n = out.numel();
+  auto sequence = [&](auto* o) {
+    const ArangeAt<std::remove_pointer_t<decltype(o)>> at{start, step};
+    for (int64_t i = 0; i < out.numel(); ++i) o[i] = at(i);
+  };
   switch (out.dtype()) {
-    case DType::Float32: {
-      float* o = out.data<float>();
-      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>(start + static_cast<double>(i) * step);
-      break;
-    }
-    case DType::Float64: {
-      double* o = out.data<double>();
-      for (int64_t i = 0; i < n; ++i) o[i] = start + static_cast<double>(i) * step;
-      break;
-    }
-    case DType::Int64: {
-      int64_t* o = out.data<int64_t>();
-      for (int64_t i = 0; i < n; ++i) o[i] = std::llround(start + static_cast<double>(i) * step);
-      break;
-    }
+    case DType::Float32: sequence(out.data<float>()); break;
+    case DType::Float64: sequence(out.data<double>()); break;
+    case DType::Int64: sequence(out.data<int64_t>()); break;
     case DType::Bool: fail("arange: bool is not an arithmetic dtype");
   }
 }

@@ -54,14 +54,14 @@ __global__ void philox_fill(T* out, int64_t n, uint64_t seed, uint64_t offset, d
     } else {
 #pragma unroll
       for (int k = 0; k < per_block; ++k)
-        if (first + k < n) out[first + k] = u[k] < a ? T(1) : T(0);
+        if (first + k < n) out[first + k] = BernoulliDraw<T>{a, T(1)}(u[k]);
     }
   }
 }
 
 // Dropout in one pass: each thread takes one Philox block, i.e. four elements of bernoulli's float32
 // rule, and writes both the scaled keep mask (the backward's factor) and x times it.
-__global__ void philox_dropout(const float* x, int64_t n, uint64_t seed, uint64_t offset, double keep, float scale,
+__global__ void philox_dropout(const float* x, int64_t n, uint64_t seed, uint64_t offset, BernoulliDraw<float> draw,
                                float* y, float* mask) {
   const int64_t blocks = (n + 3) / 4;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -72,7 +72,7 @@ __global__ void philox_dropout(const float* x, int64_t n, uint64_t seed, uint64_
     for (int k = 0; k < 4; ++k) {
       const int64_t i = blk * 4 + k;
       if (i >= n) break;
-      const float m = philox::to_unit_float(r.v[k]) < keep ? scale : 0.0f;
+      const float m = draw(philox::to_unit_float(r.v[k]));
       mask[i] = m;
       y[i] = x[i] * m;
     }
@@ -125,8 +125,8 @@ void dropout(const Tensor& x, uint64_t seed, uint64_t offset, double keep, const
   const DeviceGuard guard(device);
   MINIDL_CUDA_CHECK(guard.status());
   philox_dropout<<<grid_for((n + 3) / 4, kThreads, device), kThreads, 0, stream_of(device)>>>(
-      device_data<float>(x), n, seed, offset, keep, static_cast<float>(1.0 / keep), device_data<float>(y),
-      device_data<float>(mask));
+      device_data<float>(x), n, seed, offset, BernoulliDraw<float>{keep, static_cast<float>(1.0 / keep)},
+      device_data<float>(y), device_data<float>(mask));
   MINIDL_CUDA_CHECK_LAUNCH("dropout");
 }
 

@@ -34,19 +34,6 @@ auto on_current_stream(int device) {
 #endif
 }
 
-// Element i of arange, computed as cpu/random.cpp does: in double, rounded once to T.
-template <class T>
-struct ArangeAt {
-  double start, step;
-  __host__ __device__ T operator()(int64_t i) const {
-    const double v = start + static_cast<double>(i) * step;
-    if constexpr (std::is_same_v<T, int64_t>)
-      return llround(v);
-    else
-      return static_cast<T>(v);
-  }
-};
-
 // Thrust reports a failed launch as a thrust::system_error; it becomes a minidl::Error naming the op.
 template <class Body>
 void run_on(const char* op, const Tensor& t, Body body) {
