@@ -21,9 +21,10 @@
 // (cuda/mma.cuh), which round each staged element to TF32 and replace the FFMA sub-tiles with mma.sync
 // tiles of 16 x 8; the gathers, tables and epilogues are the same code.
 //
-// Positions outside the input read as zero (padding). The data gradient runs once per phase of the
+// Positions outside the input read as zero (padding). The data gradient is a GEMM per phase of the
 // strides (input positions equal modulo the stride), over only the kernel offsets that reach an output
-// from that phase, so a strided convolution costs no more per useful product than a unit-stride one.
+// from that phase, so a strided convolution costs no more per useful product than a unit-stride one;
+// the phases run side by side in one launch.
 // The weight gradient
 // reduces over every batch item and output position, which for few output channels is a long reduction
 // into few tiles: it is split into segments whose partial sums a second kernel adds in segment order, so
@@ -33,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "cuda/common.cuh"
 #include "cuda/fast_divide.h"
@@ -63,6 +65,14 @@ struct Tile {
   static constexpr int kBStep = kThreads / N;          // k rows apart of B's column that a thread loads
   static constexpr int kBPer = kSlice / kBStep;
 };
+
+// Blocks per SM each kernel is compiled for (__launch_bounds__), so registers per thread at most 65536 /
+// (blocks x 256). Small tiles: three (80 registers). Left to itself ptxas gave the SIMT ones 87-95
+// (two blocks per SM) and the TF32 data gradient 87; at 80 the loops are as long and nothing spills, at
+// 64 (four blocks) three of them spill into their loops. Large tiles: two on the TF32 path (128 registers, forward
+// spilling one offset, see docs/perf.md), one on the SIMT path (153-165).
+template <bool kTf32, bool kLarge>
+constexpr int kMinBlocks = kLarge ? (kTf32 ? 2 : 1) : 3;
 
 // ConvShape for the device (std::array is not usable in device code), 32-bit where the front end's
 // checks allow it.
@@ -274,7 +284,7 @@ struct Forward {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<kTf32, kLarge>)
     conv_forward_kernel(Geom g, const float* x, const float* w, const float* bias, const int4* table, float* y) {
   using T = Tile<kTf32, kLarge>;
   const int group = blockIdx.z;
@@ -298,7 +308,7 @@ __global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
 // ---- data gradient: M = C_in/G, N = batch x (input positions of one phase), k = (co, offset) -------------
 // Input position i (padded, c = i + pad) takes gy at output o through a kernel offset of reach r exactly
 // where c - r = o x stride. So the input positions are split by phase, i mod stride per dim, and each
-// phase is its own launch: only the offsets whose reach has the position's phase (c = r mod stride)
+// phase is a GEMM of its own: only the offsets whose reach has the position's phase (c = r mod stride)
 // reach an output, and for those o = j + delta, with j the position's index within its phase and
 // delta = (c - r) / stride exact and the same for every position of the phase. The loop has no
 // divisions, and visits none of the (position, offset) pairs that meet no output (all but one in the
@@ -308,6 +318,18 @@ struct Phase {
   int P;                   // positions in the phase
   int taps[3];             // per dim: how many kernel offsets reach an output from this phase
   int K;                   // the reduction, C_out/G x the taps' product
+};
+
+// The phases of one launch, blockIdx.z = (phase) x groups + group, each phase's tables `table_stride`
+// entries after the last's. One launch for all of them, not one each: a phase has 1 / (the strides'
+// product) of the columns, so a late, strided layer's phase alone may not have enough blocks to fill
+// the GPU (a 2 x 2 x 2 stride's phase of a [512, 4 x 14 x 14] input at batch 4 has 196 columns).
+// Eight, the phases of a stride of 2 along three dims, keep the parameters small; more (strides above
+// 2) take several launches.
+constexpr int kPhasesPerLaunch = 8;
+struct Phases {
+  int count, table_stride;
+  Phase phase[kPhasesPerLaunch];
 };
 
 // Whether a kernel offset of this reach takes an input position whose padded coordinate is c to an
@@ -330,11 +352,15 @@ Phase phase_of(const Geom& g, const int (&first)[3]) {
   return ph;
 }
 
-// Table entry of k = (co, tap) for one phase: x, co's plane offset in gy plus delta's offset in the
-// plane; y, z, w, delta per dim. weight_offsets[k] is the offset of w[co, 0, offset] (+ ci x KK at use).
-__global__ void build_phase_table(Geom g, Phase ph, int4* table, int* weight_offsets) {
+// Table entry of k = (co, tap) for phase blockIdx.y: x, co's plane offset in gy plus delta's offset in
+// the plane; y, z, w, delta per dim. weight_offsets[k] is the offset of w[co, 0, offset] (+ ci x KK at
+// use).
+__global__ void build_phase_tables(Geom g, Phases phases, int4* tables, int* weight_offsets) {
+  const Phase ph = phases.phase[blockIdx.y];
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= ph.K) return;
+  int4* table = tables + blockIdx.y * phases.table_stride;
+  weight_offsets += blockIdx.y * phases.table_stride;
   const int taps = ph.taps[0] * ph.taps[1] * ph.taps[2];
   const int co = k / taps;
   int t[3] = {k % taps / (ph.taps[1] * ph.taps[2]), k % taps / ph.taps[2] % ph.taps[1], k % taps % ph.taps[2]};
@@ -389,18 +415,20 @@ struct DataGrad {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
-    conv_data_grad_kernel(Geom g, Phase ph, const float* gy, const float* w, const int4* table,
+__global__ void __launch_bounds__(kThreads, kMinBlocks<kTf32, kLarge>)
+    conv_data_grad_kernel(Geom g, Phases phases, const float* gy, const float* w, const int4* tables,
                           const int* weight_offsets, float* gx) {
-  const int group = blockIdx.z;
+  const int slot = blockIdx.z / g.groups, group = blockIdx.z % g.groups;
+  const Phase ph = phases.phase[slot];
+  using T = Tile<kTf32, kLarge>;
+  const int M = g.cin_g, N = g.batch * ph.P, m0 = blockIdx.y * T::M, n0 = blockIdx.x * T::N;
+  if (n0 >= N) return;  // the grid has the columns of the launch's largest phase
   const DataGrad op{g,
                     ph,
                     gy + static_cast<int64_t>(group) * g.cout_g * g.P,
                     w + static_cast<int64_t>(group) * g.cout_g * g.cin_g * g.KK,
-                    table,
-                    weight_offsets};
-  using T = Tile<kTf32, kLarge>;
-  const int M = g.cin_g, N = g.batch * ph.P, m0 = blockIdx.y * T::M, n0 = blockIdx.x * T::N;
+                    tables + slot * phases.table_stride,
+                    weight_offsets + slot * phases.table_stride};
   float acc[T::kFrags][4] = {};
   tile_loop<kTf32, kLarge>(op, M, N, 0, ph.K, m0, n0, acc);  // a phase no offset reaches gets zeros
 #pragma unroll
@@ -441,7 +469,7 @@ struct WeightGrad {
 };
 
 template <bool kTf32, bool kLarge>
-__global__ void __launch_bounds__(kThreads, kTf32&& kLarge ? 2 : 1)
+__global__ void __launch_bounds__(kThreads, kMinBlocks<kTf32, kLarge>)
     conv_weight_grad_kernel(Geom g, const float* gy, const float* x, const int4* table, const int4* corners,
                             int64_t seg, float* out) {
   const int group = blockIdx.z % g.groups, split = blockIdx.z / g.groups;
@@ -624,31 +652,45 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
   if (gb.defined()) reduce(ReduceOp::Sum, gy.view({g.batch, g.cout, g.P}), {0, 2}, gb);
   if (gx.defined() && gx.numel() > 0) {
     check(w, "weight");
-    // One launch per phase (the strides' product of them; one for unit strides), each writing its
-    // positions of gx, zeros where no offset reaches an output. A phase's table has at most C_out/G x KK
-    // entries, so one pair of tables serves every phase in turn (the launches are stream-ordered).
-    const int most = g.cout_g * g.KK;
-    const Scratch table(sizeof(int4) * most, device), weight_offsets(sizeof(int) * most, device);
+    // Every phase (the strides' product of them; one for unit strides) writes its positions of gx,
+    // zeros where no offset reaches an output; up to kPhasesPerLaunch phases share a launch (and its
+    // tile choice), with a table of at most C_out/G x KK entries each.
+    std::vector<Phase> all;
     int first[3];
     for (first[0] = 0; first[0] < g.stride[0]; ++first[0])
       for (first[1] = 0; first[1] < g.stride[1]; ++first[1])
         for (first[2] = 0; first[2] < g.stride[2]; ++first[2]) {
           const Phase ph = phase_of(g, first);
-          if (ph.P == 0) continue;  // an input shorter than the stride has no position in this phase
-          if (ph.K > 0) {
-            build_phase_table<<<(ph.K + 255) / 256, 256, 0, stream>>>(g, ph, table.as<int4>(),
-                                                                      weight_offsets.as<int>());
-            MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
-          }
-          const bool use_large = large_tile(g.cin_g, int64_t{g.batch} * ph.P, g.groups, device);
-          on_current_path(use_large, [&](auto tf32, auto large) {
-            conv_data_grad_kernel<decltype(tf32)::value, decltype(large)::value>
-                <<<grid(g.batch * ph.P, g.cin_g, g.groups, large), kThreads, 0, stream>>>(
-                    g, ph, device_data<float>(gy), device_data<float>(w), table.as<int4>(), weight_offsets.as<int>(),
-                    device_data<float>(gx));
-          });
-          MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
+          if (ph.P > 0) all.push_back(ph);  // an input shorter than the stride has no position in a phase
         }
+    const int per_launch = std::min(kPhasesPerLaunch, 65535 / g.groups), most = g.cout_g * g.KK;
+    const Scratch tables(sizeof(int4) * most * per_launch, device),
+        weight_offsets(sizeof(int) * most * per_launch, device);
+    for (size_t at = 0; at < all.size(); at += per_launch) {
+      Phases phases{};
+      phases.count = static_cast<int>(std::min<size_t>(per_launch, all.size() - at));
+      phases.table_stride = most;
+      int widest = 0, longest = 0;  // the launch's most columns (positions) and largest reduction
+      for (int i = 0; i < phases.count; ++i) {
+        phases.phase[i] = all[at + i];
+        widest = std::max(widest, phases.phase[i].P);
+        longest = std::max(longest, phases.phase[i].K);
+      }
+      if (longest > 0) {
+        build_phase_tables<<<dim3((longest + 255) / 256, phases.count), 256, 0, stream>>>(g, phases, tables.as<int4>(),
+                                                                                          weight_offsets.as<int>());
+        MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
+      }
+      const int64_t columns = int64_t{g.batch} * widest, z = int64_t{g.groups} * phases.count;
+      const bool use_large = large_tile(g.cin_g, columns, z, device);
+      on_current_path(use_large, [&](auto tf32, auto large) {
+        conv_data_grad_kernel<decltype(tf32)::value, decltype(large)::value>
+            <<<grid(static_cast<int>(columns), g.cin_g, static_cast<int>(z), large), kThreads, 0, stream>>>(
+                g, phases, device_data<float>(gy), device_data<float>(w), tables.as<int4>(), weight_offsets.as<int>(),
+                device_data<float>(gx));
+      });
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
+    }
   }
   if (gw.defined() && gw.numel() > 0) {
     check(x, "input");

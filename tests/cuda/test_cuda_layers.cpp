@@ -40,6 +40,7 @@ void compare_conv_geometries(Tolerance (*sums)(int64_t)) {
       {"2-D depthwise, stride 2", {1, 8, 11, 11}, {8, 1, 3, 3}, {2}, {1}, {1}, 8, false},
       {"2-D stride 3, dilation 2 (uneven phases)", {2, 3, 4, 11}, {5, 3, 2, 3}, {3}, {2}, {2}, 1, true},
       {"2-D stride 3, an input shorter than it", {1, 2, 2, 9}, {3, 2, 1, 3}, {3}, {0}, {1}, 1, false},
+      {"3-D stride 2, eight phases in one launch", {2, 4, 5, 6, 7}, {6, 4, 3, 3, 3}, {2}, {1}, {1}, 1, true},
       {"3-D (2+1)D spatial 1x3x3", {2, 8, 4, 14, 14}, {18, 8, 1, 3, 3}, {1, 2, 2}, {0, 1, 1}, {1}, 1, false},
       {"3-D (2+1)D temporal 3x1x1", {2, 18, 4, 7, 7}, {16, 18, 3, 1, 1}, {2, 1, 1}, {1, 0, 0}, {1}, 1, false},
       {"3-D stem 1x7x7", {1, 3, 4, 28, 28}, {9, 3, 1, 7, 7}, {1, 2, 2}, {0, 3, 3}, {1}, 1, false},
@@ -184,6 +185,16 @@ TEST(CudaConv, Tf32RoundsBothOperandsOfEveryPass) {
   EXPECT_EQ(y.values<float>(), std::vector<float>{want}) << "forward";
   EXPECT_EQ(x.grad().values<float>(), std::vector<float>{want}) << "input gradient";
   EXPECT_EQ(w.grad().values<float>(), std::vector<float>{want}) << "weight gradient";
+}
+
+// blockIdx.z holds (phase, group) and may not pass 65535: with 8192 groups a launch takes 7 of the 8
+// phases of a 2 x 2 x 2 stride, and a second launch the last one.
+TEST(CudaConv, ManyGroupsSplitTheDataGradientsPhasesOverLaunches) {
+  REQUIRE_GPU();
+  compare_op(
+      "depthwise 2x2x2 stride 2 over 8192 channels",
+      [](const std::vector<Tensor>& v) { return conv(v[0], v[1], Tensor(), {2}, {0}, {1}, 8192); },
+      {{{1, 8192, 2, 2, 3}}, {{8192, 1, 2, 2, 2}}}, float_sums(8), float_sums(8));
 }
 
 TEST(CudaConv, LongWeightGradientIsSplitAndStaysDeterministic) {
