@@ -1,10 +1,11 @@
 // Shared by every CUDA source: error checks that turn a failed CUDA call or launch into a minidl::Error
 // with file, line and CUDA's own message; the current stream; grid sizing; warp and block reductions;
-// 16-byte vector loads.
+// 16-byte vector loads; scratch memory.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -207,5 +208,24 @@ __device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<f
 __device__ __forceinline__ void store2(float* p, float2 v) { *reinterpret_cast<float2*>(p) = v; }  // 8-byte aligned
 
 __host__ __device__ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// ---- scratch ----------------------------------------------------------------------------------------
+// Device scratch from the caching allocator, freed at the end of the scope (stream-ordered reuse makes
+// that safe while the kernels that read it are still queued).
+class Scratch {
+ public:
+  Scratch(size_t bytes, int device) : device_(device), p_(device_malloc(std::max<size_t>(bytes, 16), device)) {}
+  ~Scratch() { device_free(p_, device_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  int device_;
+  void* p_;
+};
 
 }  // namespace minidl::cuda

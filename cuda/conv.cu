@@ -503,24 +503,6 @@ __global__ void add_segments(const float* partial, int splits, int64_t n, float*
   out[i] = s;
 }
 
-// Device scratch from the caching allocator, freed at the end of the scope (stream-ordered reuse makes
-// that safe while the kernels that read it are still queued).
-class Scratch {
- public:
-  Scratch(size_t bytes, int device) : device_(device), p_(device_malloc(std::max<size_t>(bytes, 16), device)) {}
-  ~Scratch() { device_free(p_, device_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(p_);
-  }
-
- private:
-  int device_;
-  void* p_;
-};
-
 void check(const Tensor& t, const char* what) {
   MINIDL_CHECK(!t.defined() || (t.dtype() == kFloat32 && t.is_contiguous()), "conv: the CUDA kernels take contiguous ",
                "float32 tensors; the ", what, " is ", t.meta_str(), " (float64 is for CPU gradchecks)");

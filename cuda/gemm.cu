@@ -20,6 +20,8 @@
 // first is, as a transposed view is), so the backward's A^T and B^T need no copies; any other strides
 // are copied to row-major first (by the tensor front end, cuda/matmul.cu). Batches run as the third
 // grid dimension, with per-batch offsets from the batch dims' strides (0 where an operand is broadcast).
+// A single product with few tiles of C and a long K is split along K, its segments run as batches
+// (split_count, near the end).
 #include <cuda_pipeline.h>
 
 #include <algorithm>
@@ -419,12 +421,20 @@ void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b,
       <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec2);
 }
 
-}  // namespace
+// C[r, c] (row stride ldc) = the sum of the `splits` partial products [M, N] at partial, in split order.
+__global__ void add_split_products(const float* partial, int splits, int M, int N, float* C, int64_t ldc) {
+  const int64_t mn = static_cast<int64_t>(M) * N;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < mn;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = partial[i];
+    for (int s = 1; s < splits; ++s) sum += partial[s * mn + i];
+    C[i / N * ldc + i % N] = sum;
+  }
+}
 
-namespace gemm_detail {
-
-void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
-            int64_t count, int device) {
+// C = A B on tiles of C, each block walking the whole K.
+void launch_tiles(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
+                  int64_t count, int device) {
   const cudaStream_t stream = stream_of(device);
   const bool tf32 = path == GemmPath::Tf32 && M >= 64 && N >= 64 && K >= 32 && a.vec && b.vec;
   // The largest SIMT tile that still gives every SM a block or two.
@@ -454,6 +464,60 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
       MINIDL_CUDA_CHECK_LAUNCH(tf32 ? "matmul (tf32)" : "matmul");
     }
   }
+}
+
+}  // namespace
+
+namespace gemm_detail {
+
+// Split K: a product with few tiles of C and a long K (a layer's weight gradient, K = the batch's rows:
+// W1's [16, 16] x 16384) would be a handful of blocks each walking all of K while the other SMs idle.
+// Such a product is cut along K into segments of at least kMinSplit, enough of them for about kSplitBlocks
+// 64 x 64 tiles in all, each segment a partial C of its own; add_split_products then adds them in
+// segment order, so the result is deterministic. The count depends on the sizes alone (not on the GPU),
+// so every device sums in the same order.
+constexpr int64_t kMinSplit = 512, kSplitBlocks = 128, kFewTiles = 64;
+
+int64_t split_count(int M, int N, int K) {
+  const int64_t tiles = ((M + 63) / 64) * int64_t{(N + 63) / 64};
+  if (tiles >= kFewTiles || K < 2 * kMinSplit) return 1;
+  return std::clamp<int64_t>(kSplitBlocks / tiles, 1, K / kMinSplit);
+}
+
+void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
+            int64_t count, int device) {
+  if (count == 1 && batch.nd == 0 && batch.group == 0) {
+    const int64_t splits = split_count(M, N, K);
+    if (splits > 1) {
+      // Segments of a multiple of 32 (the TF32 kernel's K slice; offsets keep 16-byte alignment), the
+      // full ones as the batches of one launch, a shorter last one as a launch of its own.
+      const int seg = static_cast<int>(((K + splits - 1) / splits + 31) / 32 * 32);
+      const int full = K / seg, tail = K - full * seg;
+      const int parts = full + (tail > 0);
+      const int64_t mn = int64_t{M} * N;
+      const Scratch partial(sizeof(float) * mn * parts, device);
+      const Output out{partial.as<float>(), N, N % 4 == 0, N % 2 == 0};
+      const int64_t a_step = a.row ? 1 : a.ld, b_step = b.row ? b.ld : 1;  // one k along A's row, B's column
+      Batch segments;
+      segments.nd = 1;
+      segments.shape[0] = full;
+      segments.sa[0] = a_step * seg;
+      segments.sb[0] = b_step * seg;
+      segments.sc[0] = mn;
+      launch_tiles(path, M, N, seg, a, b, out, segments, full, device);
+      if (tail > 0) {
+        Operand at = a, bt = b;
+        at.p += a_step * seg * full;
+        bt.p += b_step * seg * full;
+        launch_tiles(path, M, N, tail, at, bt, Output{out.p + mn * full, N, out.vec4, out.vec2}, Batch{}, 1, device);
+      }
+      add_split_products<<<grid_for(mn, 256, device), 256, 0, stream_of(device)>>>(partial.as<float>(), parts, M, N,
+                                                                                   c.p, c.ld);
+      MINIDL_CUDA_CHECK_LAUNCH("matmul (split sums)");
+      return;
+    }
+  }
+  launch_tiles(path, M, N, K, a, b, c, batch, count, device);
 }
 
 }  // namespace gemm_detail

@@ -90,8 +90,13 @@ constexpr int64_t kRowsPerLaunch = int64_t{16383} * 128;
 // Tile counts are rounded up in int, so sizes stay a tile short of 2^31.
 constexpr int64_t kMaxGemmDim = (int64_t{1} << 31) - 256;
 
+// How many segments launch() cuts K of a single [M, K] x [K, N] product into (1: none), a function of
+// the sizes alone (cuda/gemm.cu says when and why).
+int64_t split_count(int M, int N, int K);
+
 // Runs C = A B for `count` batches (or the products of a group) on the current stream of `device`:
-// the TF32 kernel where asked for and the operands allow it, else a SIMT tile sized to the product.
+// the TF32 kernel where asked for and the operands allow it, else a SIMT tile sized to the product; a
+// single product with few tiles and a long K split along K.
 void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
             int64_t count, int device);
 

@@ -127,8 +127,9 @@ bool matmul_group(const std::vector<GemmProblem>& problems) {
   const bool same_sizes = std::all_of(problems.begin(), problems.end(), [&](const GemmProblem& p) {
     return p.a.size(0) == M && p.a.size(1) == K && p.b.size(1) == N;
   });
+  // A product that matmul splits along K runs as matmul runs it, so a group has its bits.
   if (!same_sizes || problems.size() == 1 || problems.size() > static_cast<size_t>(kMaxGroup) || M == 0 || N == 0 ||
-      K == 0 || M > kRowsPerLaunch) {
+      K == 0 || M > kRowsPerLaunch || split_count(static_cast<int>(M), static_cast<int>(N), static_cast<int>(K)) > 1) {
     one_by_one();
     return false;
   }

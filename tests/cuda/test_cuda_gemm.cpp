@@ -1,7 +1,8 @@
 // CUDA matrix products (cuda/gemm.cu) against the CPU GEMM: both kernels (SIMT float32 and TF32 tensor
 // cores), every layout of the operands (row-major, transposed views, general strides that are copied),
 // odd sizes on either side of the tile sizes, batches with broadcasting, 1-D operands, linear, and the
-// backward (which multiplies by transposed views); grouped products (matmul_group) against matmul.
+// backward (which multiplies by transposed views); long reductions split along K; grouped products
+// (matmul_group) against matmul.
 //
 // Tolerances, for inputs uniform in [-2, 2] (each product has variance 16/9, a K-term sum an rms of
 // about 1.33 sqrt(K)):
@@ -15,6 +16,7 @@
 #include <cmath>
 
 #include "cuda/kernels.h"
+#include "cuda/runtime.h"
 #include "tests/cuda/cuda_test_helpers.h"
 
 using namespace minidl;
@@ -236,6 +238,45 @@ TEST(CudaGemm, RawSgemmWithLeadingDimensions) {
   });
 }
 
+// Few tiles of C and a long K: the product is cut along K (cuda/gemm.cu, split_count) and its partial
+// products added in order. Each operand in both layouts; K = 5000 leaves a last segment shorter than
+// the others (8 of 576, then 392), and K = 1024 is two; the TF32 kernel takes the 64 x 64 ones; a
+// second run gives the same bits; and a C inside a wider buffer keeps the columns beyond N.
+TEST(CudaGemm, LongReductionsWithFewTilesAreSplitAlongK) {
+  REQUIRE_GPU();
+  for_each_path([&](cuda::GemmPath path, const char* name) {
+    for (const auto& [M, N, K] : {std::array<int64_t, 3>{7, 5, 5000}, std::array<int64_t, 3>{64, 64, 5000},
+                                  std::array<int64_t, 3>{33, 70, 1024}}) {
+      const std::string what =
+          std::string(name) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K);
+      const Tolerance t = tol_for(path, K);
+      compare_op(
+          what, [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); }, {{{M, K}}, {{K, N}}}, t, t);
+      compare_op(
+          what + " transposed", [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
+          {{{K, M}}, {{N, K}}}, t, t);
+    }
+    Generator gen(10);
+    const Tensor a = rand({7, 5000}, {.device = kGpu}, &gen, -2, 2), b = rand({5000, 5}, {.device = kGpu}, &gen, -2, 2);
+    EXPECT_EQ(matmul(a, b).values<float>(), matmul(a, b).values<float>()) << name;
+    Tensor c = full({7, 9}, 7.0, {.device = kGpu});
+    cuda::sgemm(path, 7, 5, 5000, static_cast<const float*>(a.raw_data()), 5000,
+                static_cast<const float*>(b.raw_data()), 5, static_cast<float*>(c.raw_data()), 9, 0);
+    EXPECT_EQ(c.narrow(1, 0, 5).values<float>(), matmul(a, b).values<float>()) << name;
+    EXPECT_EQ(c.narrow(1, 5, 4).values<float>(), std::vector<float>(28, 7.0f)) << name;
+    // The split is taken: its partial products take one scratch allocation, which an unsplit product of
+    // the same size (K = 1000, under two segments of 512) does not.
+    auto allocations_of = [&](int64_t k) {
+      const Tensor x = a.narrow(1, 0, k), y = b.narrow(0, 0, k), out = Tensor::empty({7, 5}, kFloat32, kGpu);
+      const int64_t before = cuda::memory_stats(0).allocations;
+      cuda::matmul(x, y, out);
+      return cuda::memory_stats(0).allocations - before;
+    };
+    EXPECT_EQ(allocations_of(1000), 0) << name;
+    EXPECT_EQ(allocations_of(5000), 1) << name;
+  });
+}
+
 TEST(CudaGemm, EmptyInnerDimensionGivesZeros) {
   REQUIRE_GPU();
   const Tensor a = zeros({3, 0}, {.device = kGpu}), b = zeros({0, 4}, {.device = kGpu});
@@ -287,5 +328,8 @@ TEST(CudaGemm, GroupedProductsGiveEachTheBitsOfMatmul) {
     expect_each_as_matmul(
         {product(gpu_rand({65, 40}), gpu_rand({40, 66})), product(gpu_rand({64, 40}), gpu_rand({40, 66}))}, false);
     expect_each_as_matmul({product(gpu_rand({9, 4}), gpu_rand({4, 5}))}, false);
+    // Products matmul splits along K run one by one, each split as matmul splits it.
+    expect_each_as_matmul(
+        {product(gpu_rand({9, 2048}), gpu_rand({2048, 5})), product(gpu_rand({9, 2048}), gpu_rand({2048, 5}))}, false);
   });
 }
