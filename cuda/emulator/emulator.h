@@ -21,6 +21,11 @@
 // __syncthreads shows only when the reader's fiber runs before the writer's; MINIDL_CUDA_EMULATOR_ORDER=
 // reverse runs a block's threads last to first, for the races the usual order hides), the memory model,
 // timing, and tensor-core rounding. Those need the GPU and compute-sanitizer (scripts/gpu-check).
+//
+// For sizing work without a GPU: MINIDL_CUDA_EMULATOR_SMS sets how many multiprocessors the device
+// reports (4 by default, so that small tests reach the kernels' big-grid choices; 132, an H100's,
+// makes the kernels size their grids as they would there), and MINIDL_CUDA_EMULATOR_LAUNCHES=FILE
+// counts every launch by kernel and configuration and writes the table to FILE at exit (launch_table).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -28,6 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -52,6 +58,12 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
 
 // cudaGetLastError's state, set by a refused launch (runtime.cpp).
 void set_last_error(cudaError_t error);
+
+// Starts counting launches afresh (on) or stops (off); MINIDL_CUDA_EMULATOR_LAUNCHES turns it on from the
+// start. The count so far, one line per kernel and configuration, most launched first:
+// "launches  blocks  threads  kernel", then the totals.
+void count_launches(bool on);
+std::string launch_table();
 
 // MINIDL_CUDA_EMULATOR_ORDER=reverse: a block's threads run last to first. A missing barrier shows only
 // where the reader runs before the writer, so each order finds races the other hides; scripts/test runs

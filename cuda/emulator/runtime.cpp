@@ -6,6 +6,7 @@
 // streams and events are invalid handles, allocations past the device's memory fail with
 // cudaErrorMemoryAllocation. Errors are remembered per host thread for cudaGetLastError, as in CUDA.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -30,9 +31,24 @@ std::unordered_map<const void*, int>& shared_limits() {
 namespace {
 
 constexpr int kDevices = 1;
-constexpr int kMultiprocessors = 4;
 constexpr size_t kDeviceMemory = size_t{16} << 30;
 constexpr int kSharedOptin = 227 * 1024;
+
+// The multiprocessors the device reports: MINIDL_CUDA_EMULATOR_SMS, else 4 (emulator.h says why).
+int multiprocessors() {
+  static const int n = [] {
+    const char* text = std::getenv("MINIDL_CUDA_EMULATOR_SMS");
+    if (!text) return 4;
+    char* end = nullptr;
+    const long v = std::strtol(text, &end, 10);
+    if (end == text || *end != '\0' || v < 1 || v > 1024) {
+      std::fprintf(stderr, "cuda emulator: MINIDL_CUDA_EMULATOR_SMS is '%s'; expected a count from 1 to 1024\n", text);
+      std::exit(2);
+    }
+    return static_cast<int>(v);
+  }();
+  return n;
+}
 
 thread_local cudaError_t t_last_error = cudaSuccess;
 thread_local int t_device = 0;
@@ -159,7 +175,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   std::strncpy(p->name, "minidl CUDA emulator (on the CPU)", sizeof(p->name) - 1);
   p->major = 9;
   p->minor = 0;
-  p->multiProcessorCount = kMultiprocessors;
+  p->multiProcessorCount = multiprocessors();
   p->totalGlobalMem = kDeviceMemory;
   p->sharedMemPerBlock = 48 * 1024;
   p->sharedMemPerBlockOptin = kSharedOptin;
@@ -175,7 +191,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
   if (device < 0 || device >= kDevices) return fail(cudaErrorInvalidDevice);
   switch (attr) {
-    case cudaDevAttrMultiProcessorCount: *value = kMultiprocessors; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *value = multiprocessors(); return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = kSharedOptin; return cudaSuccess;
     case cudaDevAttrWarpSize: *value = 32; return cudaSuccess;
     default: return fail(cudaErrorInvalidValue);

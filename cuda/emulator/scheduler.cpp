@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -334,6 +335,74 @@ bool open_warp_exchanges(BlockRun& run, bool& opened) {
 
 }  // namespace
 
+// ---- the launch count (MINIDL_CUDA_EMULATOR_LAUNCHES) ----------------------------------------------
+namespace {
+
+struct LaunchCount {
+  struct Row {
+    int64_t launches = 0;
+    uint64_t blocks = 0, threads = 0;
+  };
+  std::mutex mutex;
+  const char* file = std::getenv("MINIDL_CUDA_EMULATOR_LAUNCHES");
+  bool on = file && *file;
+  std::map<std::string, Row> rows;  // by "kernel  grid x y z  block x y z"
+
+  ~LaunchCount() {
+    if (!file || !*file) return;
+    if (FILE* f = std::fopen(file, "w")) {
+      std::fputs(table().c_str(), f);
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "cuda emulator: cannot write the launch count to %s\n", file);
+    }
+  }
+  void add(const char* kernel, const LaunchConfig& c) {
+    const std::lock_guard lock(mutex);
+    if (!on) return;
+    std::ostringstream key;
+    key << kernel << "  grid " << c.grid.x << " x " << c.grid.y << " x " << c.grid.z << "  block " << c.block.x << " x "
+        << c.block.y << " x " << c.block.z;
+    Row& r = rows[key.str()];
+    ++r.launches;
+    r.blocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
+    r.threads = uint64_t{c.block.x} * c.block.y * c.block.z;
+  }
+  std::string table() {
+    const std::lock_guard lock(mutex);
+    std::vector<std::pair<const std::string*, const Row*>> sorted;
+    int64_t launches = 0;
+    for (const auto& [key, row] : rows) {
+      sorted.emplace_back(&key, &row);
+      launches += row.launches;
+    }
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.second->launches > b.second->launches; });
+    std::ostringstream out;
+    out << "launches  blocks  threads  kernel\n";
+    for (const auto& [key, row] : sorted)
+      out << row->launches << "  " << row->blocks << "  " << row->threads << "  " << *key << "\n";
+    out << launches << " launches of " << sorted.size() << " kernel configurations\n";
+    return out.str();
+  }
+};
+
+LaunchCount& launch_count() {
+  static LaunchCount count;
+  return count;
+}
+
+}  // namespace
+
+void count_launches(bool on) {
+  LaunchCount& c = launch_count();
+  const std::lock_guard lock(c.mutex);
+  if (on) c.rows.clear();
+  c.on = on;
+}
+
+std::string launch_table() { return launch_count().table(); }
+
 bool reverse_order() {
   static const bool reverse = [] {
     const char* order = std::getenv("MINIDL_CUDA_EMULATOR_ORDER");
@@ -432,6 +501,7 @@ cudaError_t run_grid(const void* kernel, const char* name, const LaunchConfig& c
     if (it != shared_limits().end()) limit = std::max<size_t>(limit, it->second);
   }
   if (c.shared_bytes > limit) return cudaErrorInvalidValue;
+  launch_count().add(name, c);
   if (t_run) {
     std::fprintf(stderr, "cuda emulator: %s launched from inside a kernel\n", name);
     std::abort();

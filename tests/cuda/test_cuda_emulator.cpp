@@ -129,6 +129,32 @@ TEST(CudaEmulator, LaunchesTheGpuWouldRefuseAreRefused) {
   EXPECT_EQ(empty_launch(dim3(1), dim3(32), 0, 228 * 1024), cudaErrorInvalidValue);
 }
 
+// The launch count (MINIDL_CUDA_EMULATOR_LAUNCHES) counts what ran, by kernel and configuration, most
+// launched first; a refused launch did not run; counting again starts from nothing.
+TEST(CudaEmulator, LaunchesAreCountedByKernelAndConfiguration) {
+  emu::count_launches(true);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(empty_launch(dim3(2, 3), dim3(64), 0, 0), cudaSuccess);
+  ASSERT_EQ(empty_launch(dim3(5), dim3(32, 2), 0, 0), cudaSuccess);
+  ASSERT_EQ(empty_launch(dim3(1), dim3(1025), 0, 0), cudaErrorInvalidConfiguration);
+  std::vector<float> out;
+  ASSERT_EQ(neighbour_exchange(32, true, out), cudaSuccess);
+  const std::string table = emu::launch_table();
+  emu::count_launches(false);
+  const std::vector<std::string> want = {
+      "launches  blocks  threads  kernel",
+      "3  6  64  empty_kernel  grid 2 x 3 x 1  block 64 x 1 x 1",
+      "1  5  64  empty_kernel  grid 5 x 1 x 1  block 32 x 2 x 1",
+      "1  1  32  neighbour_kernel  grid 1 x 1 x 1  block 32 x 1 x 1",
+      "5 launches of 3 kernel configurations",
+  };
+  std::string expected;
+  for (const std::string& line : want) expected += line + "\n";
+  EXPECT_EQ(table, expected);
+  emu::count_launches(true);
+  EXPECT_EQ(emu::launch_table(), "launches  blocks  threads  kernel\n0 launches of 0 kernel configurations\n");
+  emu::count_launches(false);
+}
+
 TEST(CudaEmulator, AsynchronousCopiesLandWhenWaitedFor) {
   std::vector<float> out;
   ASSERT_EQ(pipeline_copy(0, out), cudaSuccess);
