@@ -359,8 +359,9 @@ __global__ void build_phase_tables(Geom g, Phases phases, int4* tables, int* wei
   const Phase ph = phases.phase[blockIdx.y];
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= ph.K) return;
-  int4* table = tables + blockIdx.y * phases.table_stride;
-  weight_offsets += blockIdx.y * phases.table_stride;
+  const int64_t at = static_cast<int64_t>(blockIdx.y) * phases.table_stride;
+  int4* table = tables + at;
+  weight_offsets += at;
   const int taps = ph.taps[0] * ph.taps[1] * ph.taps[2];
   const int co = k / taps;
   int t[3] = {k % taps / (ph.taps[1] * ph.taps[2]), k % taps / ph.taps[2] % ph.taps[1], k % taps % ph.taps[2]};
@@ -427,8 +428,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<kTf32, kLarge>)
                     ph,
                     gy + static_cast<int64_t>(group) * g.cout_g * g.P,
                     w + static_cast<int64_t>(group) * g.cout_g * g.cin_g * g.KK,
-                    tables + slot * phases.table_stride,
-                    weight_offsets + slot * phases.table_stride};
+                    tables + static_cast<int64_t>(slot) * phases.table_stride,
+                    weight_offsets + static_cast<int64_t>(slot) * phases.table_stride};
   float acc[T::kFrags][4] = {};
   tile_loop<kTf32, kLarge>(op, M, N, 0, ph.K, m0, n0, acc);  // a phase no offset reaches gets zeros
 #pragma unroll

@@ -472,16 +472,16 @@ namespace gemm_detail {
 
 // Split K: a product with few tiles of C and a long K (a layer's weight gradient, K = the batch's rows:
 // W1's [16, 16] x 16384) would be a handful of blocks each walking all of K while the other SMs idle.
-// Such a product is cut along K into segments of at least kMinSplit, enough of them for about kSplitBlocks
-// 64 x 64 tiles in all, each segment a partial C of its own; add_split_products then adds them in
-// segment order, so the result is deterministic. The count depends on the sizes alone (not on the GPU),
-// so every device sums in the same order.
-constexpr int64_t kMinSplit = 512, kSplitBlocks = 128, kFewTiles = 64;
+// Such a product is cut along K into segments of at least kMinSplit (which usually decides), enough of
+// them for about kSplitTiles 64 x 64 tiles in all, each segment a partial C of its own;
+// add_split_products then adds them in segment order, so the result is deterministic. The count depends
+// on the sizes alone (not on the GPU), so every device sums in the same order.
+constexpr int64_t kMinSplit = 512, kSplitTiles = 128, kFewTiles = 64;
 
 int64_t split_count(int M, int N, int K) {
   const int64_t tiles = ((M + 63) / 64) * int64_t{(N + 63) / 64};
   if (tiles >= kFewTiles || K < 2 * kMinSplit) return 1;
-  return std::clamp<int64_t>(kSplitBlocks / tiles, 1, K / kMinSplit);
+  return std::clamp<int64_t>(kSplitTiles / tiles, 1, K / kMinSplit);
 }
 
 void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
@@ -490,7 +490,8 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
     const int64_t splits = split_count(M, N, K);
     if (splits > 1) {
       // Segments of a multiple of 32 (the TF32 kernel's K slice; offsets keep 16-byte alignment), the
-      // full ones as the batches of one launch, a shorter last one as a launch of its own.
+      // full ones as the batches of one launch, a shorter last one as a launch of its own (on the SIMT
+      // kernel if it is below the TF32 kernel's 32: still a function of the sizes alone).
       const int seg = static_cast<int>(((K + splits - 1) / splits + 31) / 32 * 32);
       const int full = K / seg, tail = K - full * seg;
       const int parts = full + (tail > 0);
@@ -498,7 +499,7 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
       const Scratch partial(sizeof(float) * mn * parts, device);
       const Output out{partial.as<float>(), N, N % 4 == 0, N % 2 == 0};
       const int64_t a_step = a.row ? 1 : a.ld, b_step = b.row ? b.ld : 1;  // one k along A's row, B's column
-      Batch segments;
+      Batch segments{};
       segments.nd = 1;
       segments.shape[0] = full;
       segments.sa[0] = a_step * seg;

@@ -12,7 +12,7 @@
 //   - later steps come after Adam updates, which move each weight by about lr whatever its gradient's
 //     size, so a gradient element the devices round to different signs moves its weight the other way:
 //     1e-4 relative. A step's update left out or wrong moves the loss by more: the second step's loss is
-//     1.6e-3 below the first's;
+//     1.6e-3 (relative) below the first's;
 //   - validation CCCs: 1e-4 absolute.
 #include <gtest/gtest.h>
 
@@ -34,14 +34,13 @@ namespace {
 
 class CudaTraining : public ::testing::Test {
  protected:
-  // Generated once, on the first test that has a GPU to run on.
-  static const std::string& data_root() {
+  // Generated once per suite run, on the first test that has a GPU to run on.
+  static std::string data_root() {
     if (!dir_) {
       dir_ = new data_test::TempDir();
       data::generate_synthav((dir_->path() / "synthav").string(), models_test::small_synthav());
     }
-    static const std::string root = (dir_->path() / "synthav").string();
-    return root;
+    return (dir_->path() / "synthav").string();
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -50,7 +49,7 @@ class CudaTraining : public ::testing::Test {
 
   // The small configuration at a constant learning rate, on `device`, into a run folder of its own.
   static TrainConfig config(const std::string& run, const std::string& device) {
-    const std::string& data = data_root();  // makes dir_
+    const std::string data = data_root();  // makes dir_
     TrainConfig c = models_test::small_training(data, (dir_->path() / run).string());
     c.schedule = "constant";
     c.lr = 3e-3;
@@ -59,6 +58,10 @@ class CudaTraining : public ::testing::Test {
   }
 
   static data_test::TempDir* dir_;
+  // A Trainer on CUDA sets the kernel paths for the process (its math setting); the other tests get
+  // theirs back.
+  cuda_test::GemmPathScope gemm_path_{cuda::gemm_path()};
+  cuda_test::ConvPathScope conv_path_{cuda::conv_path()};
 };
 data_test::TempDir* CudaTraining::dir_ = nullptr;
 
