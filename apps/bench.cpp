@@ -5,7 +5,7 @@
 //       CPU SGEMM (row-major C = A B, float32) against OpenBLAS's cblas_sgemm, loaded at run time from
 //       Debian's libopenblas0-pthread (no build dependency). Both results are compared, so a figure is
 //       only printed for a correct product.
-//   bench loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]
+//   bench loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N] [--cache DIR]
 //       Loader throughput in clips per second (frames decoded, resized and normalised, audio cut and
 //       turned into log-mel images) on a SynthAV training split, for the tiny and paper input sizes.
 //       Without --data a small SynthAV set is generated once under the system's temporary folder.
@@ -167,18 +167,19 @@ int bench_gemm(int argc, char** argv) {
 // The loader as training configures it for a model preset (models::loader_config), with the default
 // run's augmentation: tiny, 4-frame 48 x 48 clips and 32 x 48 log-mel images, 16 sequences a batch (the
 // default CPU run's); paper, 8-frame 112 x 112 clips and 64 x 107 log-mel images, 4 sequences (W2).
-data::LoaderConfig loader_preset(const std::string& name, int workers) {
+data::LoaderConfig loader_preset(const std::string& name, int workers, const std::string& cache) {
   if (name != "tiny" && name != "paper")
     throw std::invalid_argument("unknown preset " + name + " (tiny, paper or all)");
   data::LoaderConfig c = models::loader_config(models::model_preset(name));
   c.workers = workers;
   c.augment = c.flip = true;
   c.batch_size = name == "tiny" ? 16 : 4;
+  c.cache_dir = cache;
   return c;
 }
 
 int bench_loader(int argc, char** argv) {
-  std::string root, preset = "all";
+  std::string root, preset = "all", cache;
   int workers = omp_get_num_procs();
   int64_t batches = 20;
   for (int i = 0; i < argc; ++i) {
@@ -195,6 +196,8 @@ int bench_loader(int argc, char** argv) {
       workers = static_cast<int>(apps::parse_integer("--workers", value(), 0, 256));
     else if (a == "--batches")
       batches = apps::parse_integer("--batches", value(), 1);
+    else if (a == "--cache")
+      cache = value();
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -216,7 +219,7 @@ int bench_loader(int argc, char** argv) {
   std::printf("%8s %6s %14s %14s %10s\n", "preset", "batch", "clip", "log-mel", "clips/s");
   for (const std::string name : {"tiny", "paper"}) {
     if (preset != "all" && preset != name) continue;
-    const data::LoaderConfig cfg = loader_preset(name, workers);
+    const data::LoaderConfig cfg = loader_preset(name, workers, cache);
     data::Loader loader(ds, cfg);
     data::Batch b;
     if (!loader.next(b)) throw std::runtime_error("the data set has no training windows");
@@ -292,7 +295,7 @@ int bench_layers(int argc, char** argv) {
 void usage(const char* prog) {
   std::fprintf(stderr,
                "usage: %s gemm [--sizes 256,512,1024,2048] [--threads N] [--json FILE]\n"
-               "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N]\n"
+               "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N] [--cache DIR]\n"
                "       %s layers [--threads N]\n"
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
                "                  [--math fp32|tf32|tf32-all] (w2 also [--preset paper|small|tiny] [--batch N])\n"

@@ -96,6 +96,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"audio_freq_mask", c.audio_freq_mask},
           {"audio_time_mask", c.audio_time_mask},
           {"workers", c.workers},
+          {"clip_cache", c.clip_cache},
           {"seed", c.seed},
           {"device", c.device},
           {"math", c.math},
@@ -146,6 +147,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "audio_freq_mask", c.audio_freq_mask);
   read(j, "audio_time_mask", c.audio_time_mask);
   read(j, "workers", c.workers);
+  read(j, "clip_cache", c.clip_cache);
   read(j, "seed", c.seed);
   read(j, "device", c.device);
   read(j, "math", c.math);
@@ -221,6 +223,7 @@ struct Trainer::Impl {
     data::LoaderConfig l = models::loader_config(config.model);
     l.batch_size = static_cast<int>(config.batch_size);
     l.workers = config.workers;
+    l.cache_dir = config.clip_cache;
     l.seed = config.seed;
     l.evaluation = evaluation;
     l.augment = config.augment && !evaluation;

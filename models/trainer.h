@@ -49,6 +49,7 @@ struct TrainConfig {
   int audio_freq_mask = 0;          // training: SpecAugment band of up to this many mel bins per clip
   int audio_time_mask = 0;          // training: SpecAugment run of up to this many log-mel frames per clip
   int workers = 2;                  // loader threads
+  std::string clip_cache;           // "" = off; a folder for the loader's decoded frames and audio (reused)
   uint64_t seed = 1;                // model init, dropout, shuffling, augmentation
   std::string device = "cpu";       // cpu or cuda[:N]
   std::string math = "fp32";        // on CUDA: fp32, tf32 (TF32 convolutions) or tf32-all (TF32 matmuls too)

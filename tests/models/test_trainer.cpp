@@ -97,6 +97,33 @@ TEST_F(TrainerTest, ResumeEqualsAnUninterruptedRun) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected[i]) << "step " << i + 1 << " differs";
 }
 
+// The clip cache changes where the loader's pixels and samples come from, never what they are: the same
+// losses, from a cache filled by the first run and read by the second.
+TEST_F(TrainerTest, AClipCacheKeepsTheLossesAndIsReusedByTheNextRun) {
+  Trainer plain(config("uncached"), false);
+  const std::vector<double> expected = steps(plain, 3);
+  const fs::path cache = dir_->path() / "clip-cache";
+  for (const char* run : {"cached-1", "cached-2"}) {
+    SCOPED_TRACE(run);
+    TrainConfig c = config(run);
+    c.clip_cache = cache.string();
+    Trainer t(c, false);
+    EXPECT_EQ(steps(t, 3), expected);
+  }
+  int64_t frames = 0, audio = 0;
+  for (const auto& e : fs::directory_iterator(cache)) {
+    const std::string name = e.path().filename().string();
+    frames += name.find(".frames32.bin") != std::string::npos;
+    audio += name.find(".audio") != std::string::npos;
+  }
+  EXPECT_GT(frames, 0) << "no frames were cached in " << cache;
+  EXPECT_GT(audio, 0) << "no audio was cached in " << cache;
+  EXPECT_EQ(train_config_from_json(to_json(config("x")), TrainConfig{}).clip_cache, "");
+  TrainConfig c = config("x");
+  c.clip_cache = cache.string();
+  EXPECT_EQ(train_config_from_json(to_json(c), TrainConfig{}).clip_cache, cache.string());
+}
+
 TEST_F(TrainerTest, NesterovReachesTheSgdUpdate) {
   // The first loss is measured before any update, so both runs share it; Nesterov's first step is
   // already longer (g + momentum g instead of g), so the second loss tells them apart.
