@@ -1,7 +1,7 @@
 // The training loop on CUDA, end to end on the small generated SynthAV set of the model tests
 // (tests/models/small_run.h): apps/train --device cuda is this Trainer. The first steps follow the CPU's,
 // a resumed run equals an uninterrupted one bit for bit on the GPU too, and a run started on the GPU
-// continues on the CPU from its checkpoint (and the other way round).
+// continues on the CPU from its checkpoint (and the other way round); math = tf32 reaches the kernels.
 //
 // Both devices draw the same batches (the loader's seed) and the same dropout masks (Philox, the same
 // stream on either device), so a CPU and a GPU run compute the same function and differ only in rounding:
@@ -89,6 +89,24 @@ TEST_F(CudaTraining, FirstStepsFollowTheCpu) {
   const std::vector<double> expected = steps(cpu, 4), got = steps(gpu, 4);
   expect_losses_near(got, expected, true);
   EXPECT_NE(got[3], got[0]) << "the GPU run's weights did not change";
+}
+
+// math = tf32 puts the convolutions on the TF32 path (tf32-all would add nothing here: no matmul of this
+// small model has the 64 rows and columns the TF32 GEMM needs): each product's inputs lose 13 bits,
+// the sums stay float32. The first loss, before any update, must move off float32's (the setting
+// reached the kernels) and stay within 1e-3 relative (seen under the emulator: 1.6e-4). Later steps
+// are no test of it: Adam's first updates amplify the difference (3% by step 3).
+TEST_F(CudaTraining, Tf32MathReachesTheConvolutions) {
+  REQUIRE_GPU();
+  // One after the other: a Trainer sets the kernels' arithmetic for the whole process.
+  Trainer fp32(config("math-fp32", "cuda"), false);
+  const double expected = fp32.train_step();
+  TrainConfig c = config("math-tf32", "cuda");
+  c.math = "tf32";
+  Trainer tf32(c, false);
+  const double got = tf32.train_step();
+  EXPECT_NE(got, expected) << "math=tf32 did not change the kernels' arithmetic";
+  EXPECT_NEAR(got, expected, 1e-3 * std::abs(expected));
 }
 
 // The GPU kernels are deterministic (no float atomics, fixed split-K orders), so a resumed GPU run
