@@ -12,10 +12,10 @@
 // threads accumulating a 4 x 4 or 8 x 8 sub-tile. Every thread loads the same column of
 // the gathered operand for the whole loop, so what that column needs (its batch item, its output or input
 // position, its base offset) is worked out once; what a reduction index needs (its channel, its kernel
-// offset) comes from a small table built on the device before the launch, so the gather costs a table
-// read, three unsigned bounds checks and one load instead of a cascade of integer divisions. The one
-// division left in a loop (the weight gradient's, by the output plane) is a multiply and a shift
-// (fast_divide.h).
+// offset) comes from a small table built on the device on a geometry's first call and kept
+// (cuda/conv_tables.cuh), so the gather costs a table read, three unsigned bounds checks and one load
+// instead of a cascade of integer divisions. The one division left in a loop (the weight gradient's, by
+// the output plane) is a multiply and a shift (fast_divide.h).
 //
 // Two paths share the loop (conv_path(), as matmul's gemm_path()): SIMT float32, and TF32 tensor cores
 // (cuda/mma.cuh), which round each staged element to TF32 and replace the FFMA sub-tiles with mma.sync
@@ -449,6 +449,7 @@ void set_conv_path(GemmPath path) { path_setting().store(path); }
 GemmPath conv_path() { return path_setting().load(); }
 void set_conv_tile(ConvTile tile) { tile_setting().store(tile); }
 ConvTile conv_tile() { return tile_setting().load(); }
+ConvTableStats conv_table_stats() { return kept_tables().stats(); }
 
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvShape& s, const Tensor& y) {
   check(x, "input");
@@ -468,9 +469,10 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
       fill(y, 0.0);
     return;
   }
-  const Scratch table(sizeof(int4) * g.K, device);
-  build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, table.as<int4>());
-  MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
+  const Table table(table_key("reduction", g), sizeof(int4) * g.K, device, stream, [&](void* p) {
+    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
+    MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
+  });
   const bool use_large = large_tile(g.cout_g, int64_t{g.batch} * g.P, g.groups, device);
   on_current_path(use_large, [&](auto tf32, auto large) {
     conv_forward_kernel<decltype(tf32)::value, decltype(large)::value>
@@ -495,7 +497,8 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     check(w, "weight");
     // Every phase (the strides' product of them; one for unit strides) writes its positions of gx,
     // zeros where no offset reaches an output; up to kPhasesPerLaunch phases share a launch (and its
-    // tile choice), with a table of at most C_out/G x KK entries each.
+    // tile choice), with tables of at most C_out/G x KK entries each: the int4 entries of the launch's
+    // phases, then their weight offsets.
     std::vector<Phase> all;
     int first[3];
     for (first[0] = 0; first[0] < g.stride[0]; ++first[0])
@@ -505,8 +508,6 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
           if (ph.P > 0) all.push_back(ph);  // an input shorter than the stride has no position in a phase
         }
     const int per_launch = std::min(kPhasesPerLaunch, 65535 / g.groups), most = g.cout_g * g.KK;
-    const Scratch tables(sizeof(int4) * most * per_launch, device),
-        weight_offsets(sizeof(int) * most * per_launch, device);
     for (size_t at = 0; at < all.size(); at += per_launch) {
       Phases phases{};
       phases.count = static_cast<int>(std::min<size_t>(per_launch, all.size() - at));
@@ -517,17 +518,22 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
         widest = std::max(widest, phases.phase[i].P);
         longest = std::max(longest, phases.phase[i].K);
       }
-      if (longest > 0) {
-        build_phase_tables<<<dim3((longest + 255) / 256, phases.count), 256, 0, stream>>>(g, phases, tables.as<int4>(),
-                                                                                          weight_offsets.as<int>());
-        MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
-      }
+      const int64_t entries = int64_t{most} * phases.count;
+      const Table tables(table_key("phases", g, static_cast<int>(at)), (sizeof(int4) + sizeof(int)) * entries, device,
+                         stream, [&](void* p) {
+                           if (longest == 0) return;  // no phase has a tap: nothing reads the tables
+                           build_phase_tables<<<dim3((longest + 255) / 256, phases.count), 256, 0, stream>>>(
+                               g, phases, static_cast<int4*>(p),
+                               reinterpret_cast<int*>(static_cast<int4*>(p) + entries));
+                           MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
+                         });
+      const int* weight_offsets = reinterpret_cast<const int*>(tables.as<int4>() + entries);
       const int64_t columns = int64_t{g.batch} * widest, z = int64_t{g.groups} * phases.count;
       const bool use_large = large_tile(g.cin_g, columns, z, device);
       on_current_path(use_large, [&](auto tf32, auto large) {
         conv_data_grad_kernel<decltype(tf32)::value, decltype(large)::value>
             <<<grid(static_cast<int>(columns), g.cin_g, static_cast<int>(z), large), kThreads, 0, stream>>>(
-                g, phases, device_data<float>(gy), device_data<float>(w), tables.as<int4>(), weight_offsets.as<int>(),
+                g, phases, device_data<float>(gy), device_data<float>(w), tables.as<int4>(), weight_offsets,
                 device_data<float>(gx));
       });
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (input gradient)");
@@ -551,10 +557,14 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     const int64_t splits = splits_for(use_large ? 128 : 64);
     const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
     const int nsplit = static_cast<int>((total + seg - 1) / seg);
-    const Scratch table(sizeof(int4) * g.K, device), corners(sizeof(int4) * g.P, device);
-    build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, table.as<int4>());
-    build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, corners.as<int4>());
-    MINIDL_CUDA_CHECK_LAUNCH("conv backward (tables)");
+    const Table table(table_key("reduction", g), sizeof(int4) * g.K, device, stream, [&](void* p) {
+      build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
+    });
+    const Table corners(table_key("corners", g), sizeof(int4) * g.P, device, stream, [&](void* p) {
+      build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
+      MINIDL_CUDA_CHECK_LAUNCH("conv backward (corners)");
+    });
     const int64_t n = static_cast<int64_t>(g.cout) * g.K;
     // With one segment the kernel writes gw itself; with several, partial sums that add_segments adds.
     const Scratch partial(nsplit == 1 ? 0 : sizeof(float) * n * nsplit, device);

@@ -1,6 +1,6 @@
 // The index geometry of the convolution kernels (cuda/conv.cu): the shapes as the device takes them, and
-// the small tables built on the device before each launch, so that a gather costs a table read and
-// unsigned bounds checks instead of integer divisions. The forward pass and the weight gradient index a
+// the small tables built on the device (once per geometry, then kept), so that a gather costs a table
+// read and unsigned bounds checks instead of integer divisions. The forward pass and the weight gradient index a
 // reduction by (input channel, kernel offset) through build_table, an output position's window through
 // build_corners; the data gradient runs per phase of the strides, each phase with tables of its own
 // (build_phase_tables). Private to cuda/conv.cu.
@@ -8,10 +8,17 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
 
 #include "autograd/conv_geometry.h"
 #include "cuda/common.cuh"
 #include "cuda/fast_divide.h"
+#include "cuda/kernels.h"
 
 namespace minidl::cuda {
 namespace {
@@ -160,6 +167,98 @@ __device__ __forceinline__ void phase_column(const Phase& ph, int n, int& b, int
   j[1] = p / ph.count[2] % ph.count[1];
   j[2] = p % ph.count[2];
 }
+
+// ---- tables kept across calls ---------------------------------------------------------------------------
+// A table depends on the shapes alone (not the batch, not the data), so each is built once per device and
+// geometry and kept for the process: rebuilt on every call, the tables were one to three launches of a few
+// blocks each per convolution, 116 of the 878 launches of the tiny model's training step (emulator count).
+// The first call builds a table on its stream and records an event after it; a call on another stream
+// waits for that event. Up to kKeptTableBytes in all; past that (a process convolving at very many
+// shapes), a call builds tables of its own for the call, as before.
+constexpr size_t kKeptTableBytes = size_t{256} << 20;
+
+class KeptTables {
+ public:
+  struct Entry {
+    void* p = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t built = nullptr;
+    cudaStream_t stream = nullptr;
+  };
+
+  // The table under `key` on the current device, ready for `stream`; build(p) enqueues building it at p
+  // on `stream`. Null when the table would not fit (or cudaMalloc fails): the caller builds its own.
+  void* get(const std::string& key, size_t bytes, int device, cudaStream_t stream,
+            const std::function<void(void*)>& build) {
+    const std::lock_guard lock(mutex_);
+    const auto at = entries_.find({device, key});
+    if (at != entries_.end()) {
+      if (at->second.stream != stream) MINIDL_CUDA_CHECK(cudaStreamWaitEvent(stream, at->second.built, 0));
+      return at->second.p;
+    }
+    if (bytes_ + bytes > kKeptTableBytes) return nullptr;
+    Entry e;
+    e.bytes = bytes;
+    e.stream = stream;
+    if (cudaMalloc(&e.p, std::max<size_t>(bytes, 16)) != cudaSuccess) {
+      (void)cudaGetLastError();  // out of memory here is not an error: the call builds its own
+      return nullptr;
+    }
+    build(e.p);
+    MINIDL_CUDA_CHECK(cudaEventCreateWithFlags(&e.built, cudaEventDisableTiming));
+    MINIDL_CUDA_CHECK(cudaEventRecord(e.built, stream));
+    bytes_ += bytes;
+    entries_.emplace(std::pair{device, key}, e);
+    return e.p;
+  }
+
+  ConvTableStats stats() {
+    const std::lock_guard lock(mutex_);
+    return {static_cast<int64_t>(entries_.size()), bytes_};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::pair<int, std::string>, Entry> entries_;
+  size_t bytes_ = 0;
+};
+
+// Kept for the life of the process, as the shared streams are (freeing at exit would race the driver's
+// own teardown).
+KeptTables& kept_tables() {
+  static KeptTables* tables = new KeptTables;
+  return *tables;
+}
+
+// The key of one kind of table for g: every field but the batch, which no table depends on.
+std::string table_key(const char* kind, const Geom& g, int extra = 0) {
+  std::ostringstream k;
+  k << kind << ' ' << extra << ' ' << g.cin << ' ' << g.cout << ' ' << g.groups;
+  for (int d = 0; d < 3; ++d)
+    k << ' ' << g.in[d] << ' ' << g.kernel[d] << ' ' << g.out[d] << ' ' << g.stride[d] << ' ' << g.pad[d] << ' '
+      << g.dil[d];
+  return k.str();
+}
+
+// A table for one call: the kept one, or (when the cache is full) one of its own for the call.
+class Table {
+ public:
+  Table(const std::string& key, size_t bytes, int device, cudaStream_t stream, const std::function<void(void*)>& build)
+      : p_(kept_tables().get(key, bytes, device, stream, build)) {
+    if (p_) return;
+    own_.emplace(bytes, device);
+    p_ = own_->as<void>();
+    build(p_);
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_;
+  std::optional<Scratch> own_;
+};
 
 }  // namespace
 }  // namespace minidl::cuda

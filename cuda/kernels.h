@@ -103,6 +103,13 @@ GemmPath conv_path();
 enum class ConvTile : uint8_t { Auto, Small, Large };
 void set_conv_tile(ConvTile tile);
 ConvTile conv_tile();
+// The index tables the convolutions keep on the devices, one set per geometry, built on first use
+// (cuda/conv_tables.cuh): how many, and their bytes (device memory outside the caching allocator).
+struct ConvTableStats {
+  int64_t tables = 0;
+  size_t bytes = 0;
+};
+ConvTableStats conv_table_stats();
 
 // ---- pool.cu ---------------------------------------------------------------------------------------------
 // As cpu/conv.h's pooling, every tensor contiguous.

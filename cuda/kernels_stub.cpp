@@ -65,6 +65,7 @@ void set_conv_path(GemmPath) {}
 GemmPath conv_path() { return GemmPath::Simt; }
 void set_conv_tile(ConvTile) {}
 ConvTile conv_tile() { return ConvTile::Auto; }
+ConvTableStats conv_table_stats() { return {}; }
 
 void max_pool_forward(const Tensor&, const PoolShape&, const Tensor&, const Tensor&) { not_built("max_pool"); }
 void max_pool_backward(const Tensor&, const Tensor&, const PoolShape&, const Tensor&) { not_built("max_pool"); }

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "cuda/kernels.h"
+#include "cuda/runtime.h"
 #include "layers/lstm.h"
 #include "models/emotion_model.h"
 #include "optim/optimizer.h"
@@ -195,6 +196,41 @@ TEST(CudaConv, ManyGroupsSplitTheDataGradientsPhasesOverLaunches) {
       "depthwise 2x2x2 stride 2 over 8192 channels",
       [](const std::vector<Tensor>& v) { return conv(v[0], v[1], Tensor(), {2}, {0}, {1}, 8192); },
       {{{1, 8192, 2, 2, 3}}, {{8192, 1, 2, 2, 2}}}, float_sums(8), float_sums(8));
+}
+
+// The index tables depend on the shapes, not the batch: built on a geometry's first call (three: the
+// reduction's, the window corners, the phases), then reused, by another batch size too, and on another
+// stream (which waits for the building), with the same bits.
+TEST(CudaConv, IndexTablesAreBuiltOncePerGeometryAndReused) {
+  REQUIRE_GPU();
+  Generator gen(4);
+  const Tensor w = randn({7, 5, 3, 2}, {.device = kGpu}, &gen);
+  auto run = [&](int64_t batch) {
+    Generator data(5);
+    Tensor x = randn({batch, 5, 11, 13}, {.device = kGpu}, &data), wt = w.detach();
+    x.requires_grad_();
+    wt.requires_grad_();
+    const Tensor y = conv(x, wt, Tensor(), {2, 1}, {1, 0});
+    sum(y * y).backward();
+    return std::vector<std::vector<float>>{y.values<float>(), x.grad().values<float>(), wt.grad().values<float>()};
+  };
+  const cuda::ConvTableStats before = cuda::conv_table_stats();
+  const auto first = run(3);
+  const cuda::ConvTableStats built = cuda::conv_table_stats();
+  EXPECT_EQ(built.tables, before.tables + 3);
+  EXPECT_GT(built.bytes, before.bytes);
+  EXPECT_EQ(run(3), first);
+  run(2);
+  {
+    const cuda::StreamHandle other = cuda::create_stream(0);
+    {
+      const cuda::StreamGuard on_other(other, 0);
+      EXPECT_EQ(run(3), first);
+    }
+    cuda::destroy_stream(other, 0);
+  }
+  EXPECT_EQ(cuda::conv_table_stats().tables, built.tables);
+  EXPECT_EQ(cuda::conv_table_stats().bytes, built.bytes);
 }
 
 TEST(CudaConv, LongWeightGradientIsSplitAndStaysDeterministic) {
