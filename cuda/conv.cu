@@ -40,6 +40,7 @@
 #include "cuda/conv_tables.cuh"
 #include "cuda/kernels.h"
 #include "cuda/mma.cuh"
+#include "cuda/split_sum.cuh"
 
 namespace minidl::cuda {
 namespace {
@@ -354,14 +355,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<kTf32, kLarge>)
     }
 }
 
-__global__ void add_segments(const float* partial, int splits, int64_t n, float* out) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  float s = partial[i];
-  for (int k = 1; k < splits; ++k) s += partial[static_cast<int64_t>(k) * n + i];
-  out[i] = s;
-}
-
 void check(const Tensor& t, const char* what) {
   MINIDL_CHECK(!t.defined() || (t.dtype() == kFloat32 && t.is_contiguous()), "conv: the CUDA kernels take contiguous ",
                "float32 tensors; the ", what, " is ", t.meta_str(), " (float64 is for CPU gradchecks)");
@@ -469,7 +462,7 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Co
       fill(y, 0.0);
     return;
   }
-  const Table table(table_key("reduction", g), sizeof(int4) * g.K, device, stream, [&](void* p) {
+  const Table table(table_key(TableKind::Reduction, g), sizeof(int4) * g.K, device, stream, [&](void* p) {
     build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
     MINIDL_CUDA_CHECK_LAUNCH("conv (table)");
   });
@@ -519,8 +512,8 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
         longest = std::max(longest, phases.phase[i].K);
       }
       const int64_t entries = int64_t{most} * phases.count;
-      const Table tables(table_key("phases", g, static_cast<int>(at)), (sizeof(int4) + sizeof(int)) * entries, device,
-                         stream, [&](void* p) {
+      const Table tables(table_key(TableKind::Phases, g, static_cast<int>(at)), (sizeof(int4) + sizeof(int)) * entries,
+                         device, stream, [&](void* p) {
                            if (longest == 0) return;  // no phase has a tap: nothing reads the tables
                            build_phase_tables<<<dim3((longest + 255) / 256, phases.count), 256, 0, stream>>>(
                                g, phases, static_cast<int4*>(p),
@@ -557,16 +550,16 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     const int64_t splits = splits_for(use_large ? 128 : 64);
     const int64_t seg = ((total + splits - 1) / splits + kSlice - 1) / kSlice * kSlice;
     const int nsplit = static_cast<int>((total + seg - 1) / seg);
-    const Table table(table_key("reduction", g), sizeof(int4) * g.K, device, stream, [&](void* p) {
+    const Table table(table_key(TableKind::Reduction, g), sizeof(int4) * g.K, device, stream, [&](void* p) {
       build_table<<<(g.K + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (table)");
     });
-    const Table corners(table_key("corners", g), sizeof(int4) * g.P, device, stream, [&](void* p) {
+    const Table corners(table_key(TableKind::Corners, g), sizeof(int4) * g.P, device, stream, [&](void* p) {
       build_corners<<<(g.P + 255) / 256, 256, 0, stream>>>(g, static_cast<int4*>(p));
       MINIDL_CUDA_CHECK_LAUNCH("conv backward (corners)");
     });
     const int64_t n = static_cast<int64_t>(g.cout) * g.K;
-    // With one segment the kernel writes gw itself; with several, partial sums that add_segments adds.
+    // With one segment the kernel writes gw itself; with several, partial sums that add_splits adds.
     const Scratch partial(nsplit == 1 ? 0 : sizeof(float) * n * nsplit, device);
     float* out = nsplit == 1 ? device_data<float>(gw) : partial.as<float>();
     on_current_path(use_large, [&](auto tf32, auto large) {
@@ -576,9 +569,8 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& gy, const Con
     });
     MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient)");
     if (nsplit > 1) {
-      add_segments<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(partial.as<float>(), nsplit, n,
-                                                                               device_data<float>(gw));
-      MINIDL_CUDA_CHECK_LAUNCH("conv backward (weight gradient segments)");
+      launch_add_splits(partial.as<float>(), nsplit, 1, n, device_data<float>(gw), n, device,
+                        "conv backward (weight gradient segments)");
     }
   }
 }

@@ -7,13 +7,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
-#include <sstream>
-#include <string>
 
 #include "autograd/conv_geometry.h"
 #include "cuda/common.cuh"
@@ -177,6 +176,25 @@ __device__ __forceinline__ void phase_column(const Phase& ph, int n, int& b, int
 // shapes), a call builds tables of its own for the call, as before.
 constexpr size_t kKeptTableBytes = size_t{256} << 20;
 
+// The key of one kind of table for g: the kind, `extra` (a phase table's first phase), and every field of
+// g but the batch, which no table depends on.
+enum class TableKind : int { Reduction, Corners, Phases };
+using TableKey = std::array<int, 23>;
+
+TableKey table_key(TableKind kind, const Geom& g, int extra = 0) {
+  TableKey k{static_cast<int>(kind), extra, g.cin, g.cout, g.groups};
+  for (int d = 0; d < 3; ++d) {
+    const int at = 5 + 6 * d;
+    k[at] = g.in[d];
+    k[at + 1] = g.kernel[d];
+    k[at + 2] = g.out[d];
+    k[at + 3] = g.stride[d];
+    k[at + 4] = g.pad[d];
+    k[at + 5] = g.dil[d];
+  }
+  return k;
+}
+
 class KeptTables {
  public:
   struct Entry {
@@ -188,7 +206,7 @@ class KeptTables {
 
   // The table under `key` on the current device, ready for `stream`; build(p) enqueues building it at p
   // on `stream`. Null when the table would not fit (or cudaMalloc fails): the caller builds its own.
-  void* get(const std::string& key, size_t bytes, int device, cudaStream_t stream,
+  void* get(const TableKey& key, size_t bytes, int device, cudaStream_t stream,
             const std::function<void(void*)>& build) {
     const std::lock_guard lock(mutex_);
     const auto at = entries_.find({device, key});
@@ -219,7 +237,7 @@ class KeptTables {
 
  private:
   std::mutex mutex_;
-  std::map<std::pair<int, std::string>, Entry> entries_;
+  std::map<std::pair<int, TableKey>, Entry> entries_;
   size_t bytes_ = 0;
 };
 
@@ -230,20 +248,10 @@ KeptTables& kept_tables() {
   return *tables;
 }
 
-// The key of one kind of table for g: every field but the batch, which no table depends on.
-std::string table_key(const char* kind, const Geom& g, int extra = 0) {
-  std::ostringstream k;
-  k << kind << ' ' << extra << ' ' << g.cin << ' ' << g.cout << ' ' << g.groups;
-  for (int d = 0; d < 3; ++d)
-    k << ' ' << g.in[d] << ' ' << g.kernel[d] << ' ' << g.out[d] << ' ' << g.stride[d] << ' ' << g.pad[d] << ' '
-      << g.dil[d];
-  return k.str();
-}
-
 // A table for one call: the kept one, or (when the cache is full) one of its own for the call.
 class Table {
  public:
-  Table(const std::string& key, size_t bytes, int device, cudaStream_t stream, const std::function<void(void*)>& build)
+  Table(const TableKey& key, size_t bytes, int device, cudaStream_t stream, const std::function<void(void*)>& build)
       : p_(kept_tables().get(key, bytes, device, stream, build)) {
     if (p_) return;
     own_.emplace(bytes, device);

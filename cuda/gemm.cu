@@ -37,6 +37,7 @@
 #include "cuda/indexing.cuh"
 #include "cuda/kernels.h"
 #include "cuda/mma.cuh"
+#include "cuda/split_sum.cuh"
 
 namespace minidl::cuda {
 using namespace gemm_detail;
@@ -421,17 +422,6 @@ void launch_tf32_kernel(int M, int N, int K, const Operand& a, const Operand& b,
       <<<grid, kTcThreads, kTcSmem, stream>>>(M, N, K, a.p, a.ld, b.p, b.ld, c.p, c.ld, batch, c.vec2);
 }
 
-// C[r, c] (row stride ldc) = the sum of the `splits` partial products [M, N] at partial, in split order.
-__global__ void add_split_products(const float* partial, int splits, int M, int N, float* C, int64_t ldc) {
-  const int64_t mn = static_cast<int64_t>(M) * N;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < mn;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float sum = partial[i];
-    for (int s = 1; s < splits; ++s) sum += partial[s * mn + i];
-    C[i / N * ldc + i % N] = sum;
-  }
-}
-
 // C = A B on tiles of C, each block walking the whole K.
 void launch_tiles(GemmPath path, int M, int N, int K, const Operand& a, const Operand& b, const Output& c, Batch batch,
                   int64_t count, int device) {
@@ -474,7 +464,7 @@ namespace gemm_detail {
 // W1's [16, 16] x 16384) would be a handful of blocks each walking all of K while the other SMs idle.
 // Such a product is cut along K into segments of at least kMinSplit (which usually decides), enough of
 // them for about kSplitTiles 64 x 64 tiles in all, each segment a partial C of its own;
-// add_split_products then adds them in segment order, so the result is deterministic. The count depends
+// add_splits (cuda/split_sum.cuh) then adds them in segment order, so the result is deterministic. The count depends
 // on the sizes alone (not on the GPU), so every device sums in the same order.
 constexpr int64_t kMinSplit = 512, kSplitTiles = 128, kFewTiles = 64;
 
@@ -512,9 +502,7 @@ void launch(GemmPath path, int M, int N, int K, const Operand& a, const Operand&
         bt.p += b_step * seg * full;
         launch_tiles(path, M, N, tail, at, bt, Output{out.p + mn * full, N, out.vec4, out.vec2}, Batch{}, 1, device);
       }
-      add_split_products<<<grid_for(mn, 256, device), 256, 0, stream_of(device)>>>(partial.as<float>(), parts, M, N,
-                                                                                   c.p, c.ld);
-      MINIDL_CUDA_CHECK_LAUNCH("matmul (split sums)");
+      launch_add_splits(partial.as<float>(), parts, M, N, c.p, c.ld, device, "matmul (split sums)");
       return;
     }
   }

@@ -28,6 +28,7 @@
 
 using namespace minidl;
 using namespace minidl::models;
+using minidl::models_test::steps;
 namespace fs = std::filesystem;
 
 namespace {
@@ -64,12 +65,6 @@ class CudaTraining : public ::testing::Test {
   cuda_test::ConvPathScope conv_path_{cuda::conv_path()};
 };
 data_test::TempDir* CudaTraining::dir_ = nullptr;
-
-std::vector<double> steps(Trainer& t, int n) {
-  std::vector<double> losses;
-  for (int i = 0; i < n; ++i) losses.push_back(t.train_step());
-  return losses;
-}
 
 // from_start: got[0] is the run's first step, a loss before any update.
 void expect_losses_near(const std::vector<double>& got, const std::vector<double>& expected, bool from_start) {

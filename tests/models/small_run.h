@@ -1,9 +1,10 @@
 // What the model tests that train share: a SynthAV set small enough to generate in a second (two
 // training people, one each for validation and test, 7-8 s videos at 32 px) and a tiny model and training
-// configuration that runs a step in a fraction of a second on it.
+// configuration that runs a step in a fraction of a second on it, and the losses of a few steps.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "data/synthav.h"
 #include "models/trainer.h"
@@ -40,6 +41,13 @@ inline models::TrainConfig small_training(const std::string& data, const std::st
   c.workers = 1;
   c.evaluate_test = false;
   return c;
+}
+
+// The losses of the trainer's next n steps.
+inline std::vector<double> steps(models::Trainer& t, int n) {
+  std::vector<double> losses;
+  for (int i = 0; i < n; ++i) losses.push_back(t.train_step());
+  return losses;
 }
 
 }  // namespace minidl::models_test

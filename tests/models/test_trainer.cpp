@@ -18,6 +18,7 @@
 
 using namespace minidl;
 using namespace minidl::models;
+using minidl::models_test::steps;
 namespace fs = std::filesystem;
 
 namespace {
@@ -46,12 +47,6 @@ class TrainerTest : public ::testing::Test {
   static data_test::TempDir* dir_;
 };
 data_test::TempDir* TrainerTest::dir_ = nullptr;
-
-std::vector<double> steps(Trainer& t, int n) {
-  std::vector<double> losses;
-  for (int i = 0; i < n; ++i) losses.push_back(t.train_step());
-  return losses;
-}
 
 }  // namespace
 
