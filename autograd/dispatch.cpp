@@ -20,6 +20,10 @@ void check_same(const char* op, const Tensor& a, const Tensor& b) {
                b.meta_str(), "; move one of them with .to(device)");
 }
 
+double bytes_of(const Tensor& t) {
+  return t.defined() ? static_cast<double>(t.numel()) * static_cast<double>(dtype_size(t.dtype())) : 0.0;
+}
+
 Tensor scalar_like(double value, const Tensor& t) {
   // Filled where it is used: on a GPU a one-element fill kernel, not a host-to-device copy (which would
   // wait for the device every time an op takes a scalar).

@@ -12,11 +12,14 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/anomaly.h"
 #include "autograd/error.h"
 #include "autograd/factories.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
+#include "autograd/scope.h"
 
 namespace minidl {
 
@@ -44,7 +47,15 @@ Node::~Node() {
   }
 }
 
+int64_t TensorMeta::bytes() const { return numel_of(shape) * static_cast<int64_t>(dtype_size(dtype)); }
+std::string TensorMeta::str() const {
+  return std::string(dtype_name(dtype)) + shape_str(shape) + " on " + device.str();
+}
+
 namespace {
+// The SavedTensors made on this thread since the last record(): that record's Node::saved.
+thread_local std::vector<TensorMeta> t_pending_saved;
+
 void check_not_released(bool released, const std::string& name) {
   MINIDL_CHECK(!released, name,
                ": backward reached this op a second time, but its saved tensors were freed after the first "
@@ -82,6 +93,7 @@ SavedTensor::SavedTensor(const Tensor& t) {
   if (!t.defined()) return;
   data_ = t.detach();
   version_ = t.impl()->storage->version();
+  t_pending_saved.push_back(TensorMeta::of(t));
 }
 
 Tensor SavedTensor::get(const char* op) const {
@@ -98,6 +110,8 @@ std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {
   std::shared_ptr<Node> node = impl->grad_accumulator.lock();
   if (!node) {
     node = std::make_shared<AccumulateGrad>(leaf.impl_ptr());
+    node->outputs = {TensorMeta::of(leaf)};
+    node->module = current_module();  // the module that first used the leaf: its owner, for a parameter
     impl->grad_accumulator = node;
   }
   return node;
@@ -112,6 +126,7 @@ void connect(Node& node, const std::vector<Tensor>& inputs) {
   for (const Tensor& in : inputs) {
     Node::Edge e;
     if (in.defined()) {
+      e.defined = true;
       if (in.requires_grad()) {
         e.node = in.grad_fn() ? in.grad_fn() : grad_accumulator(in);
         e.output_nr = in.grad_fn() ? in.impl()->output_nr : 0;
@@ -124,11 +139,21 @@ void connect(Node& node, const std::vector<Tensor>& inputs) {
   }
 }
 
+// What a node says of itself (node.h), and, in anomaly mode, the check of the outputs just computed.
+void describe(Node& node, const std::vector<Tensor*>& outputs, const std::vector<Tensor>& inputs) {
+  for (const Tensor* o : outputs) node.outputs.push_back(TensorMeta::of(*o));
+  node.saved = std::move(t_pending_saved);
+  t_pending_saved.clear();
+  node.module = current_module();
+  if (anomaly_detection_enabled()) anomaly::check_forward(node, outputs, inputs);
+}
+
 }  // namespace
 
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardRule rule) {
   auto node = std::make_shared<BackwardFunction>(name, std::move(rule));
   connect(*node, inputs);
+  describe(*node, {&out}, inputs);
   TensorImpl* o = out.impl();
   o->requires_grad = true;
   o->grad_fn = std::move(node);
@@ -139,6 +164,7 @@ void record_multi(const std::vector<Tensor*>& outputs, const char* name, const s
                   MultiBackwardRule rule) {
   auto node = std::make_shared<MultiBackwardFunction>(name, static_cast<int>(outputs.size()), std::move(rule));
   connect(*node, inputs);
+  describe(*node, outputs, inputs);
   for (size_t k = 0; k < outputs.size(); ++k) {
     TensorImpl* o = outputs[k]->impl();
     o->requires_grad = true;
@@ -164,7 +190,8 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     MINIDL_CHECK(seed.shape() == root.shape() && seed.dtype() == root.dtype() && seed.device() == root.device(),
                  "backward: the gradient ", seed.meta_str(), " does not match the output ", root.meta_str());
   }
-  NoGradGuard no_grad;  // backward rules call ops; they must not record a graph of their own
+  NoGradGuard no_grad;                            // backward rules call ops; they must not record a graph of their own
+  const profiler::detail::BackwardPass profiled;  // the profiler's module spans of this pass
 
   std::shared_ptr<Node> start = root.grad_fn() ? root.grad_fn() : grad_accumulator(root);
 
@@ -201,8 +228,20 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
     std::vector<Tensor> grads;
     const bool any = std::any_of(g.begin(), g.end(), [](const Tensor& t) { return t.defined(); });
-    if (any) grads = n->apply(g);
-    if (!retain_graph) n->release();
+    if (any) {
+      if (instrument::on()) [[unlikely]] {
+        profiler::detail::backward_module(n->module);
+        const OpScope scope(*n, g);
+        grads = n->apply(g);
+      } else {
+        grads = n->apply(g);
+      }
+      if (anomaly_detection_enabled()) anomaly::check_backward(*n, g, grads);
+    }
+    if (!retain_graph) {
+      n->release();
+      n->saved_freed = true;
+    }
     MINIDL_CHECK(grads.empty() || grads.size() == n->edges.size(), "backward: internal error: '", n->name(),
                  "' returned ", grads.size(), " gradients for ", n->edges.size(), " inputs");
     for (size_t i = 0; i < n->edges.size(); ++i) {

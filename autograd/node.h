@@ -5,6 +5,10 @@
 // engine (engine.cpp) runs the nodes in reverse topological order. Most ops produce one tensor; a fused
 // op that produces several (an LSTM layer: its outputs and its final state) records one node with one
 // gradient slot per output (record_multi), and each output remembers its slot (TensorImpl::output_nr).
+//
+// A node also describes itself, for the study tools (autograd/graph_dot.h, autograd/anomaly.h): the
+// shapes of its outputs, the tensors its rule saved, and the module whose forward recorded it. Those
+// cost a few small copies per op, so any graph can be drawn after the fact.
 #pragma once
 
 #include <functional>
@@ -16,6 +20,16 @@
 #include "autograd/tensor.h"
 
 namespace minidl {
+
+// What a graph drawing or an error message needs of a tensor, without holding its data.
+struct TensorMeta {
+  Shape shape;
+  DType dtype = DType::Float32;
+  Device device;
+  static TensorMeta of(const Tensor& t) { return {t.shape(), t.dtype(), t.device()}; }
+  int64_t bytes() const;
+  std::string str() const;  // "float32[8,4] on cpu"
+};
 
 class Node {
  public:
@@ -37,6 +51,7 @@ class Node {
   // One edge per input of the op, in order; `node` is empty where that input needs no gradient. The
   // shape, dtype and device let the engine check every gradient a backward rule returns.
   struct Edge {
+    bool defined = false;  // false for an absent optional input (a layer without bias)
     std::shared_ptr<Node> node;
     int output_nr = 0;  // which output of `node` the input was
     Shape shape;
@@ -44,6 +59,15 @@ class Node {
     Device device;
   };
   std::vector<Edge> edges;
+
+  // Filled by record(): the outputs (one per gradient slot), the tensors the rule saved (in the order it
+  // made its SavedTensors), the module whose forward recorded it (an interned path, autograd/scope.h;
+  // null outside any module), and, in anomaly mode only, the op scopes that were open (autograd/anomaly.h).
+  std::vector<TensorMeta> outputs;
+  std::vector<TensorMeta> saved;
+  const std::string* module = nullptr;
+  std::string forward_trace;
+  bool saved_freed = false;  // set once a backward without retain_graph has released the saved tensors
 
  protected:
   int num_outputs_ = 1;
@@ -84,13 +108,16 @@ class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf) : Node("AccumulateGrad"), leaf_(std::move(leaf)) {}
   std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs) override;
+  const std::shared_ptr<TensorImpl>& leaf() const { return leaf_; }
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
 };
 
 // A tensor kept for backward: a detached alias of the data (no history, so saved tensors never keep
-// the graph alive or form cycles) and the storage version at the time it was saved.
+// the graph alive or form cycles) and the storage version at the time it was saved. Making one also
+// notes its shape for the next record() on this thread (Node::saved), so an op makes its SavedTensors
+// right before it records, with no other op recorded in between, as every op here does.
 class SavedTensor {
  public:
   SavedTensor() = default;

@@ -98,6 +98,15 @@ ConvShape plan(const Tensor& x, const Tensor& w, const Tensor& bias, const std::
   return s;
 }
 
+// Multiply-adds of one pass over the whole batch: every output element sums over its group's input
+// channels and the kernel. The forward, the data gradient and the weight gradient each do this many.
+double multiply_adds(const ConvShape& s) {
+  double per_output = static_cast<double>(s.in_channels / s.groups);
+  for (int d = 0; d < 3; ++d) per_output *= static_cast<double>(s.kernel[d]);
+  return static_cast<double>(s.batch * s.out_channels) * static_cast<double>(s.out[0] * s.out[1] * s.out[2]) *
+         per_output;
+}
+
 Shape output_shape(const ConvShape& s, int64_t rank) {
   Shape out{s.batch, s.out_channels};
   for (int64_t d = 3 - rank; d < 3; ++d) out.push_back(s.out[d]);
@@ -108,6 +117,7 @@ Shape output_shape(const ConvShape& s, int64_t rank) {
 
 Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std::vector<int64_t>& stride,
             const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation, int64_t groups) {
+  OpScope scope("conv", x, weight, bias);
   const ConvShape s = plan(x, weight, bias, stride, padding, dilation, groups);
   const int64_t rank = x.dim() - 2;
   const Shape out_shape = output_shape(s, rank);
@@ -121,6 +131,9 @@ Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std
     case DeviceType::CPU: cpu::conv_forward(xc, wc, bc, s, out); break;
     case DeviceType::CUDA: cuda::conv_forward(xc, wc, bc, s, out); break;
   }
+  // Two operations per multiply-add, and one add per output element for the bias.
+  scope.work(2 * multiply_adds(s) + (bias.defined() ? static_cast<double>(out.numel()) : 0.0),
+             bytes_of(xc) + bytes_of(wc) + bytes_of(bc) + bytes_of(out));
   if (needs_grad(x, weight, bias)) {
     const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
     const SavedTensor sx(rw ? xc : Tensor()), sw(rx ? wc : Tensor());
@@ -138,6 +151,9 @@ Tensor conv(const Tensor& x, const Tensor& weight, const Tensor& bias, const std
         case DeviceType::CPU: cpu::conv_backward(xs, ws, gc, s, gx, gw, gb); break;
         case DeviceType::CUDA: cuda::conv_backward(xs, ws, gc, s, gx, gw, gb); break;
       }
+      count_work((rx ? 2 * multiply_adds(s) : 0.0) + (rw ? 2 * multiply_adds(s) : 0.0) +
+                     (rb ? static_cast<double>(gc.numel()) : 0.0),
+                 bytes_of(gc) + bytes_of(xs) + bytes_of(ws) + bytes_of(gx) + bytes_of(gw) + bytes_of(gb));
       std::vector<Tensor> grads{gx, gw};
       if (has_bias) grads.push_back(gb);
       return grads;

@@ -48,6 +48,7 @@ Tensor keep_mask(const Tensor& x, const Shape& shape, double p, Generator* gen) 
 }  // namespace
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  OpScope scope("dropout", x);
   check_dropout("dropout", x, p);
   if (!training || p == 0 || x.numel() == 0) return x;
   if (p == 1) return mul(x, keep_mask(x, x.shape(), p, gen));
@@ -60,11 +61,17 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
     case DeviceType::CPU: cpu::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
     case DeviceType::CUDA: cuda::dropout(xc, seed, offset, 1.0 - p, y, mask); break;
   }
-  if (needs_grad(x)) record(y, "dropout", {x}, [mask](const Tensor& gy) { return std::vector<Tensor>{mul(gy, mask)}; });
+  scope.work(static_cast<double>(y.numel()), bytes_of(xc) + bytes_of(y) + bytes_of(mask));
+  if (needs_grad(x)) {
+    const SavedTensor saved_mask(mask);
+    record(y, "dropout", {x},
+           [saved_mask](const Tensor& gy) { return std::vector<Tensor>{mul(gy, saved_mask.get("dropout"))}; });
+  }
   return y;
 }
 
 Tensor channel_dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  const OpScope scope("channel_dropout", x);
   check_dropout("channel_dropout", x, p);
   MINIDL_CHECK(x.dim() >= 2, "channel_dropout: the input must be [B, C, *] (at least 2 dims: batch and channels), got ",
                x.meta_str());

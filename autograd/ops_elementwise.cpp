@@ -56,12 +56,14 @@ namespace {
 
 Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
   const char* name = unary_name(op);
+  OpScope scope(name, x);
   check_float(name, x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   switch (x.device().type) {
     case DeviceType::CPU: cpu::unary(op, p, x, out); break;
     case DeviceType::CUDA: cuda::unary(op, p, x, out); break;
   }
+  scope.work(static_cast<double>(out.numel()), bytes_of(x) + bytes_of(out));
   if (needs_grad(x)) {
     if (op == UnaryOp::Neg) {
       record(out, name, {x}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
@@ -74,6 +76,7 @@ Tensor unary_op(UnaryOp op, const Tensor& x, UnaryParams p = {}) {
           case DeviceType::CPU: cpu::unary_backward(op, p, s, g, gx); break;
           case DeviceType::CUDA: cuda::unary_backward(op, p, s, g, gx); break;
         }
+        count_work(static_cast<double>(gx.numel()), bytes_of(s) + bytes_of(g) + bytes_of(gx));
         return std::vector<Tensor>{gx};
       });
     }
@@ -89,6 +92,7 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b) {
     case DeviceType::CPU: cpu::binary(op, a, b, out); break;
     case DeviceType::CUDA: cuda::binary(op, a, b, out); break;
   }
+  count_work(static_cast<double>(out.numel()), bytes_of(a) + bytes_of(b) + bytes_of(out));
   return out;
 }
 
@@ -98,6 +102,7 @@ Tensor ternary_kernel(TernaryOp op, const Tensor& g, const Tensor& a, const Tens
     case DeviceType::CPU: cpu::ternary(op, g, a, b, out); break;
     case DeviceType::CUDA: cuda::ternary(op, g, a, b, out); break;
   }
+  count_work(static_cast<double>(out.numel()), bytes_of(g) + bytes_of(a) + bytes_of(b) + bytes_of(out));
   return out;
 }
 
@@ -108,16 +113,19 @@ void check_binary(const char* op, const Tensor& a, const Tensor& b) {
 
 Tensor compare_op(CompareOp op, const Tensor& a, const Tensor& b) {
   const char* name = compare_name(op);
+  OpScope scope(name, a, b);
   check_same(name, a, b);
   Tensor out = Tensor::empty(broadcast_shapes(name, a.shape(), b.shape()), kBool, a.device());
   switch (a.device().type) {
     case DeviceType::CPU: cpu::compare(op, a, b, out); break;
     case DeviceType::CUDA: cuda::compare(op, a, b, out); break;
   }
+  scope.work(static_cast<double>(out.numel()), bytes_of(a) + bytes_of(b) + bytes_of(out));
   return out;
 }
 
 Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  OpScope scope(name, cond, a, b);
   check_defined(name, cond, "condition");
   MINIDL_CHECK(cond.dtype() == kBool, name, ": the condition must be a bool tensor, got ", cond.meta_str(),
                "; make one with a comparison such as gt(x, 0)");
@@ -130,6 +138,7 @@ Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const T
     case DeviceType::CPU: cpu::where(cond, a, b, out); break;
     case DeviceType::CUDA: cuda::where(cond, a, b, out); break;
   }
+  scope.work(static_cast<double>(out.numel()), bytes_of(cond) + bytes_of(a) + bytes_of(b) + bytes_of(out));
   if (needs_grad(a, b)) {
     const SavedTensor sc(cond);
     const Shape sa = a.shape(), sb = b.shape();
@@ -148,6 +157,7 @@ Tensor where_impl(const char* name, const Tensor& cond, const Tensor& a, const T
 
 // ---- binary arithmetic --------------------------------------------------------------------------
 Tensor add(const Tensor& a, const Tensor& b) {
+  const OpScope scope("add", a, b);
   check_binary("add", a, b);
   Tensor out = binary_kernel(BinaryOp::Add, a, b);
   if (needs_grad(a, b)) {
@@ -158,6 +168,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  const OpScope scope("sub", a, b);
   check_binary("sub", a, b);
   Tensor out = binary_kernel(BinaryOp::Sub, a, b);
   if (needs_grad(a, b)) {
@@ -171,6 +182,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  const OpScope scope("mul", a, b);
   check_binary("mul", a, b);
   Tensor out = binary_kernel(BinaryOp::Mul, a, b);
   if (needs_grad(a, b)) {
@@ -187,6 +199,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  const OpScope scope("div", a, b);
   check_binary("div", a, b);
   Tensor out = binary_kernel(BinaryOp::Div, a, b);
   if (needs_grad(a, b)) {
@@ -204,6 +217,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
+  const OpScope scope("pow", a, b);
   check_binary("pow", a, b);
   Tensor out = binary_kernel(BinaryOp::Pow, a, b);
   if (needs_grad(a, b)) {

@@ -65,6 +65,7 @@ MatmulPlan plan(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  OpScope scope("matmul", a, b);
   const MatmulPlan p = plan(a, b);
   Shape full(p.a.shape().begin(), p.a.shape().end() - 1);
   full.push_back(p.b.size(-1));
@@ -73,6 +74,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     case DeviceType::CPU: cpu::matmul(p.a, p.b, out_full); break;
     case DeviceType::CUDA: cuda::matmul(p.a, p.b, out_full); break;
   }
+  // Each of the batch's M x N outputs is K multiply-adds.
+  scope.work(2.0 * static_cast<double>(out_full.numel()) * static_cast<double>(p.a.size(-1)),
+             bytes_of(a) + bytes_of(b) + bytes_of(out_full));
   Tensor out = make_view(out_full, p.out, contiguous_strides(p.out), 0);
   if (needs_grad(a, b)) {
     const bool ra = a.requires_grad(), rb = b.requires_grad();
@@ -98,6 +102,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const OpScope scope("linear", x, weight, bias);
   check_float("linear", x);
   check_same("linear", x, weight);
   MINIDL_CHECK(weight.dim() == 2, "linear: weight must be [out_features, in_features], got ", weight.meta_str());

@@ -17,6 +17,7 @@ void copy_kernel(const Tensor& src, const Tensor& dst) {
     case DeviceType::CPU: cpu::copy(src, dst); break;
     case DeviceType::CUDA: cuda::copy(src, dst); break;
   }
+  count_work(0, 2 * bytes_of(src));
 }
 
 // Checks an int64 index tensor against the size of the dim it indexes; names the first bad entry.
@@ -35,6 +36,7 @@ void check_index(const char* op, const Tensor& index, const Tensor& x, int64_t d
 }  // namespace
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
+  const OpScope scope("cat", tensors);
   MINIDL_CHECK(!tensors.empty(), "cat: expects a non-empty list of tensors");
   const Tensor& first = tensors[0];
   check_defined("cat", first, "tensor 0");
@@ -74,6 +76,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
 }
 
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim_in) {
+  const OpScope scope("stack", tensors);
   MINIDL_CHECK(!tensors.empty(), "stack: expects a non-empty list of tensors");
   check_defined("stack", tensors[0], "tensor 0");
   const int64_t dim = wrap_insert_dim("stack", dim_in, tensors[0].shape());
@@ -118,6 +121,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 }
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
+  const OpScope scope("pad", x);
   check_defined("pad", x);
   MINIDL_CHECK(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) <= 2 * x.dim(),
                "pad: expects an even number of ", "amounts, two per padded dim (at most ", 2 * x.dim(), " for ",
@@ -159,6 +163,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
 }
 
 Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
+  OpScope scope("index_select", x, index);
   check_float("index_select", x);
   MINIDL_CHECK(x.dim() > 0, "index_select: cannot index a 0-d tensor");
   const int64_t dim = wrap_dim("index_select", dim_in, x.shape());
@@ -172,6 +177,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
     case DeviceType::CPU: cpu::index_select(x, dim, index, out); break;
     case DeviceType::CUDA: cuda::index_select(x, dim, index, out); break;
   }
+  scope.work(0, 2 * bytes_of(out) + bytes_of(index));
   if (needs_grad(x)) {
     const SavedTensor si(index);
     const Shape in_shape = x.shape();
@@ -181,6 +187,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
         case DeviceType::CPU: cpu::index_add(g, dim, si.get("index_select"), gx); break;
         case DeviceType::CUDA: cuda::index_add(g, dim, si.get("index_select"), gx); break;
       }
+      count_work(static_cast<double>(g.numel()), 3 * bytes_of(g));
       return std::vector<Tensor>{gx};
     });
   }
@@ -188,6 +195,7 @@ Tensor index_select(const Tensor& x, int64_t dim_in, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
+  OpScope scope("gather", x, index);
   check_float("gather", x);
   MINIDL_CHECK(x.dim() > 0, "gather: cannot index a 0-d tensor");
   const int64_t dim = wrap_dim("gather", dim_in, x.shape());
@@ -203,6 +211,7 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
     case DeviceType::CPU: cpu::gather(x, dim, index, out); break;
     case DeviceType::CUDA: cuda::gather(x, dim, index, out); break;
   }
+  scope.work(0, 2 * bytes_of(out) + bytes_of(index));
   if (needs_grad(x)) {
     const SavedTensor si(index);
     const Shape in_shape = x.shape();
@@ -212,6 +221,7 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
         case DeviceType::CPU: cpu::scatter_add(g, dim, si.get("gather"), gx); break;
         case DeviceType::CUDA: cuda::scatter_add(g, dim, si.get("gather"), gx); break;
       }
+      count_work(static_cast<double>(g.numel()), 3 * bytes_of(g));
       return std::vector<Tensor>{gx};
     });
   }

@@ -10,6 +10,7 @@
 namespace minidl {
 
 Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double eps) {
+  OpScope scope("ccc", pred, target, mask);
   check_float("ccc", pred, "prediction");
   check_same("ccc", pred, target);
   MINIDL_CHECK(pred.dim() >= 1 && pred.shape() == target.shape(), "ccc: prediction ", shape_str(pred.shape()),
@@ -32,6 +33,7 @@ Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double 
     case DeviceType::CPU: cpu::ccc_forward(p2, t2, m, eps, out, stats); break;
     case DeviceType::CUDA: cuda::ccc_forward(p2, t2, m, eps, out, stats); break;
   }
+  scope.work(0, bytes_of(p2) + bytes_of(t2) + bytes_of(m));
   MINIDL_CHECK(stats.select(1, 3).values<double>()[0] > 0, "ccc: the mask keeps no rows of ", pred.meta_str(),
                "; the CCC of an empty set is undefined");
   if (needs_grad(pred, target)) {
@@ -50,6 +52,7 @@ Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double 
           cuda::ccc_backward(pv, tv, sm.get("ccc"), sc.get("ccc"), ss.get("ccc"), g.contiguous(), gp, gt);
           break;
       }
+      count_work(0, bytes_of(pv) + bytes_of(tv) + bytes_of(gp) + bytes_of(gt));
       return std::vector<Tensor>{rp ? gp.reshape(shape) : Tensor(), rt ? gt.reshape(shape) : Tensor()};
     });
   }
@@ -57,6 +60,7 @@ Tensor ccc(const Tensor& pred, const Tensor& target, const Tensor& mask, double 
 }
 
 Tensor ccc_loss(const Tensor& pred, const Tensor& target, const Tensor& mask, double eps) {
+  const OpScope scope("ccc_loss", pred, target, mask);
   return sum(sub(1.0, ccc(pred, target, mask, eps)));
 }
 

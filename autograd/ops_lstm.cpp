@@ -79,6 +79,13 @@ struct SavedLane {
 
 bool wants(const Tensor& t) { return t.defined() && t.requires_grad(); }
 
+// Multiply-adds of one lane's products over all T steps: x W_ih^T (in = I) or h W_hh^T (in = H), each
+// B x 4H outputs of `in` terms per step. The profiler counts the products only: the gates' pointwise
+// math is a few operations per element of B x T x 4H, under 1% of the products at the model's sizes.
+double lane_products(int64_t B, int64_t T, int64_t H, int64_t in) {
+  return static_cast<double>(B) * static_cast<double>(T) * 4.0 * static_cast<double>(H) * static_cast<double>(in);
+}
+
 // Runs the directions over x (one or two: each its own sequence, sharing only x) and records one node
 // whose inputs are x and then each direction's h0, c0, w_ih, w_hh, b_ih, b_hh, and whose outputs are each
 // direction's output, h and c.
@@ -111,6 +118,15 @@ std::vector<LstmResult> run_lanes(const char* op, const Tensor& x, std::vector<L
       cuda::lstm_forward(xc, dirs);
       break;
     }
+  }
+  {
+    double flops = 0, bytes = bytes_of(xc);
+    for (const Lane& l : lanes) {
+      const int64_t H = l.in.w_hh.size(1);
+      flops += 2 * (lane_products(B, T, H, x.size(2)) + lane_products(B, T, H, H));
+      bytes += bytes_of(l.in.w_ih) + bytes_of(l.in.w_hh) + bytes_of(l.r.output) + bytes_of(l.gates) + bytes_of(l.cells);
+    }
+    count_work(flops, bytes);
   }
 
   std::vector<Tensor> inputs{x};
@@ -161,6 +177,18 @@ std::vector<LstmResult> run_lanes(const char* op, const Tensor& x, std::vector<L
           break;
         case DeviceType::CUDA: cuda::lstm_backward(xs, dirs); break;
       }
+      // Per lane: the gradient through time (dh W_hh) always; dx, dW_ih and dW_hh as wanted.
+      double flops = 0, bytes = bytes_of(xs);
+      for (const cuda::LstmBackwardDirection& d : dirs) {
+        const int64_t Hn = d.w_hh.size(1), In = x_shape[2], Tn = x_shape[1], Bn = x_shape[0];
+        flops += 2 * lane_products(Bn, Tn, Hn, Hn);
+        if (d.gx.defined()) flops += 2 * lane_products(Bn, Tn, Hn, In);
+        if (d.gw_ih.defined()) flops += 2 * lane_products(Bn, Tn, Hn, In);
+        if (d.gw_hh.defined()) flops += 2 * lane_products(Bn, Tn, Hn, Hn);
+        bytes += bytes_of(d.gates) + bytes_of(d.cells) + bytes_of(d.output) + bytes_of(d.w_hh) + bytes_of(d.w_ih) +
+                 bytes_of(d.g_output) + bytes_of(d.gx) + bytes_of(d.gw_ih) + bytes_of(d.gw_hh);
+      }
+      count_work(flops, bytes);
       // x feeds every direction: its gradient is their sum (in the order the engine would add them).
       Tensor gx = dirs[0].gx;
       if (rx)
@@ -185,6 +213,7 @@ std::vector<LstmResult> run_lanes(const char* op, const Tensor& x, std::vector<L
 
 LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const Tensor& w_ih, const Tensor& w_hh,
                       const Tensor& b_ih, const Tensor& b_hh, bool reverse) {
+  const OpScope scope("lstm_layer", x, w_ih, w_hh);
   const LstmDirection d{h0, c0, w_ih, w_hh, b_ih, b_hh};
   check_args("lstm_layer", x, d);
   return run_lanes("lstm_layer", x, {Lane{d, reverse, {}, {}, {}, {}, {}}})[0];
@@ -192,6 +221,7 @@ LstmResult lstm_layer(const Tensor& x, const Tensor& h0, const Tensor& c0, const
 
 std::array<LstmResult, 2> lstm_bidirectional(const Tensor& x, const LstmDirection& forward,
                                              const LstmDirection& backward) {
+  const OpScope scope("lstm_bidirectional", x, forward.w_ih, forward.w_hh);
   const int64_t H = check_args("lstm_bidirectional (forward direction)", x, forward);
   const int64_t Hr = check_args("lstm_bidirectional (backward direction)", x, backward);
   MINIDL_CHECK(H == Hr, "lstm_bidirectional: the directions' hidden sizes differ (w_hh ", forward.w_hh.meta_str(),

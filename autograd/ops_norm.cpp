@@ -45,6 +45,7 @@ void check_running(const char* op, const Tensor& x, const Tensor& t, const char*
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
+  OpScope scope(op, x_in, weight, bias);
   check_float(op, x_in);
   MINIDL_CHECK(x_in.dim() >= 2, op, ": the input must be [B, C, *] (at least 2 dims: batch and channels), got ",
                x_in.meta_str());
@@ -92,6 +93,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
                                save_invstd);
       break;
   }
+  scope.work(0, bytes_of(x) + bytes_of(out));
   if (training && has_running) {  // written in place by the kernel; not recorded by autograd
     running_mean.impl()->storage->bump_version();
     running_var.impl()->storage->bump_version();
@@ -119,6 +121,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
           cuda::batch_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), training, gx, gw, gb);
           break;
       }
+      count_work(0, 2 * bytes_of(g) + bytes_of(gx));
       return std::vector<Tensor>{rx ? gx.reshape(shape) : Tensor(), gw, gb};
     });
   }
@@ -128,6 +131,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, 
 Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
                   double eps) {
   const char* op = "layer_norm";
+  OpScope scope(op, x_in, weight, bias);
   check_float(op, x_in);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   MINIDL_CHECK(k >= 1, op, ": normalized_shape must name at least one trailing dim of the input ", x_in.meta_str(),
@@ -153,6 +157,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
     case DeviceType::CPU: cpu::layer_norm_forward(x, w, b, eps, out, save_mean, save_invstd); break;
     case DeviceType::CUDA: cuda::layer_norm_forward(x, w, b, eps, out, save_mean, save_invstd); break;
   }
+  scope.work(0, bytes_of(x) + bytes_of(out));
   out = out.reshape(xs);
 
   if (needs_grad(x_in, weight, bias)) {
@@ -175,6 +180,7 @@ Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tenso
           cuda::layer_norm_backward(sx.get(op), g, sw.get(op), smean.get(op), sinv.get(op), gx, gw, gb);
           break;
       }
+      count_work(0, 2 * bytes_of(g) + bytes_of(gx));
       return std::vector<Tensor>{rx ? gx.reshape(shape) : Tensor(), rw ? gw.reshape(wshape) : Tensor(),
                                  rb ? gb.reshape(wshape) : Tensor()};
     });

@@ -103,6 +103,7 @@ Tensor average(const char* op, const Tensor& x, const PoolPlan& p, int64_t divis
     case DeviceType::CPU: cpu::avg_pool_forward(xc, p.s, divisor, out); break;
     case DeviceType::CUDA: cuda::avg_pool_forward(xc, p.s, divisor, out); break;
   }
+  count_work(0, bytes_of(xc) + bytes_of(out));
   if (needs_grad(x)) {
     const PoolShape s = p.s;
     const Shape in_shape = x.shape();
@@ -113,6 +114,7 @@ Tensor average(const char* op, const Tensor& x, const PoolPlan& p, int64_t divis
         case DeviceType::CPU: cpu::avg_pool_backward(gc, s, divisor, gx); break;
         case DeviceType::CUDA: cuda::avg_pool_backward(gc, s, divisor, gx); break;
       }
+      count_work(0, bytes_of(gc) + bytes_of(gx));
       return std::vector<Tensor>{gx};
     });
   }
@@ -123,6 +125,7 @@ Tensor average(const char* op, const Tensor& x, const PoolPlan& p, int64_t divis
 
 Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
                 const std::vector<int64_t>& padding) {
+  OpScope scope("max_pool", x);
   const PoolPlan p = window_plan("max_pool", x, kernel, stride, padding);
   const Tensor xc = x.detach().contiguous();
   Tensor out = Tensor::empty(p.out_shape, x.dtype(), x.device());
@@ -131,6 +134,7 @@ Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::
     case DeviceType::CPU: cpu::max_pool_forward(xc, p.s, out, indices); break;
     case DeviceType::CUDA: cuda::max_pool_forward(xc, p.s, out, indices); break;
   }
+  scope.work(0, bytes_of(xc) + bytes_of(out) + bytes_of(indices));
   if (needs_grad(x)) {
     const SavedTensor si(indices);
     const PoolShape s = p.s;
@@ -142,6 +146,7 @@ Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::
         case DeviceType::CPU: cpu::max_pool_backward(gc, si.get("max_pool"), s, gx); break;
         case DeviceType::CUDA: cuda::max_pool_backward(gc, si.get("max_pool"), s, gx); break;
       }
+      count_work(0, 2 * bytes_of(gc) + bytes_of(gx));
       return std::vector<Tensor>{gx};
     });
   }
@@ -150,6 +155,7 @@ Tensor max_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::
 
 Tensor avg_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::vector<int64_t>& stride,
                 const std::vector<int64_t>& padding, bool count_include_pad) {
+  const OpScope scope("avg_pool", x);
   const PoolPlan p = window_plan("avg_pool", x, kernel, stride, padding);
   int64_t window = 1;
   for (int64_t k : kernel) window = checked_mul("avg_pool", window, k);
@@ -159,6 +165,7 @@ Tensor avg_pool(const Tensor& x, const std::vector<int64_t>& kernel, const std::
 }
 
 Tensor adaptive_avg_pool(const Tensor& x, const std::vector<int64_t>& output_size) {
+  const OpScope scope("adaptive_avg_pool", x);
   return average("adaptive_avg_pool", x, adaptive_plan("adaptive_avg_pool", x, output_size), 0);
 }
 

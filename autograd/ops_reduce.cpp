@@ -33,6 +33,7 @@ Tensor reduce_kernel(ReduceOp op, const Tensor& x, const std::vector<int64_t>& d
     case DeviceType::CPU: cpu::reduce(op, x, dims, out); break;
     case DeviceType::CUDA: cuda::reduce(op, x, dims, out); break;
   }
+  count_work(static_cast<double>(x.numel()), bytes_of(x) + bytes_of(out));
   return out;
 }
 
@@ -50,6 +51,7 @@ Tensor spread(const Tensor& g, const Shape& in_shape, const std::vector<int64_t>
 
 Tensor sum_or_mean(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
+  const OpScope scope(name, x);
   check_float(name, x);
   const auto dims = wrap_dims(name, dims_in, x.shape());
   Tensor out = final_shape(reduce_kernel(op, x, dims), x.shape(), dims, keepdim);
@@ -67,6 +69,7 @@ Tensor sum_or_mean(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dim
 
 Tensor max_or_min(ReduceOp op, const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   const char* name = reduce_name(op);
+  const OpScope scope(name, x);
   check_float(name, x);
   const auto dims = wrap_dims(name, dims_in, x.shape());
   for (int64_t d : dims)
@@ -106,6 +109,7 @@ Tensor min(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, bool keepdim) {
+  OpScope scope("var", x);
   check_float("var", x);
   const auto dims = wrap_dims("var", dims_in, x.shape());
   int64_t count = 1;
@@ -118,6 +122,7 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, b
     case DeviceType::CPU: cpu::var(x, dims, ddof, kept); break;
     case DeviceType::CUDA: cuda::var(x, dims, ddof, kept); break;
   }
+  scope.work(2.0 * static_cast<double>(x.numel()), bytes_of(x) + bytes_of(kept));
   Tensor out = final_shape(kept, x.shape(), dims, keepdim);
   if (needs_grad(x)) {
     const SavedTensor sx(x);
@@ -133,6 +138,7 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t ddof, b
 }
 
 Tensor argmax(const Tensor& x, int64_t dim_in, bool keepdim) {
+  OpScope scope("argmax", x);
   check_float("argmax", x);
   const int64_t dim = wrap_dim("argmax", dim_in, x.shape(), /*scalar_ok=*/true);
   const std::vector<int64_t> dims = x.dim() == 0 ? std::vector<int64_t>{} : std::vector<int64_t>{dim};
@@ -142,6 +148,7 @@ Tensor argmax(const Tensor& x, int64_t dim_in, bool keepdim) {
     case DeviceType::CPU: cpu::argmax(x, dim, kept); break;
     case DeviceType::CUDA: cuda::argmax(x, dim, kept); break;
   }
+  scope.work(static_cast<double>(x.numel()), bytes_of(x) + bytes_of(kept));
   return final_shape(kept, x.shape(), dims, keepdim);
 }
 

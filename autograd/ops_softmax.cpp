@@ -13,6 +13,7 @@ namespace minidl {
 namespace {
 
 Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_in) {
+  OpScope scope(name, x_in);
   check_float(name, x_in);
   const int64_t dim = wrap_dim(name, dim_in, x_in.shape(), /*scalar_ok=*/true);
   const Tensor x = x_in.dim() == 0 ? make_view(x_in, {1}, {1}, x_in.offset()) : x_in;
@@ -21,6 +22,7 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
     case DeviceType::CPU: cpu::softmax(x, dim, log, out); break;
     case DeviceType::CUDA: cuda::softmax(x, dim, log, out); break;
   }
+  scope.work(0, bytes_of(x) + bytes_of(out));
   if (x_in.dim() == 0) out = make_view(out, {}, {}, 0);
   if (needs_grad(x_in)) {
     const SavedTensor sy(out);
@@ -32,6 +34,7 @@ Tensor softmax_impl(const char* name, bool log, const Tensor& x_in, int64_t dim_
         case DeviceType::CPU: cpu::softmax_backward(y1, g1, dim, log, gx); break;
         case DeviceType::CUDA: cuda::softmax_backward(y1, g1, dim, log, gx); break;
       }
+      count_work(0, bytes_of(y1) + bytes_of(g1) + bytes_of(gx));
       return std::vector<Tensor>{gx.reshape(y.shape())};
     });
   }

@@ -35,4 +35,14 @@ class Storage {
   uint64_t version_ = 0;
 };
 
+// The CPU tensors' memory: bytes of Storage blocks alive (as allocated, padded to 64 bytes) and the most
+// there have been since the last reset, over all threads. The CUDA allocator keeps its own
+// (cuda::memory_stats).
+struct HostMemoryStats {
+  int64_t in_use = 0;
+  int64_t peak_in_use = 0;
+};
+HostMemoryStats host_memory_stats();
+void reset_host_peak_memory();  // the peak starts again from what is in use now
+
 }  // namespace minidl

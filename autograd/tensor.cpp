@@ -185,9 +185,11 @@ Tensor copy_across(const Tensor& src, Device to) {
 Tensor Tensor::to(Device target) const {
   check_defined("to", *this, "tensor");
   if (target == device()) return *this;
+  OpScope scope("to", *this);
   const std::string unavailable = device_unavailable(target);
   MINIDL_CHECK(unavailable.empty(), "to: cannot move ", meta_str(), " to ", target.str(), ": ", unavailable);
   Tensor out = copy_across(detach(), target);
+  scope.work(0, bytes_of(out));
   if (needs_grad(*this)) {
     const Device from = device();
     record(out, "to", {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
@@ -198,11 +200,13 @@ Tensor Tensor::to(Device target) const {
 Tensor Tensor::to(DType target) const {
   check_defined("to", *this, "tensor");
   if (target == dtype()) return *this;
+  OpScope scope("to", *this);
   Tensor out = empty(shape(), target, device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(*this, out); break;
     case DeviceType::CUDA: cuda::copy(*this, out); break;
   }
+  scope.work(0, bytes_of(*this) + bytes_of(out));
   if (is_floating(dtype()) && is_floating(target) && needs_grad(*this)) {
     const DType from = dtype();
     record(out, "to", {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
@@ -214,11 +218,13 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::clone() const {
   check_defined("clone", *this, "tensor");
+  OpScope scope("clone", *this);
   Tensor out = empty(shape(), dtype(), device());
   switch (device().type) {
     case DeviceType::CPU: cpu::copy(*this, out); break;
     case DeviceType::CUDA: cuda::copy(*this, out); break;
   }
+  scope.work(0, 2 * bytes_of(out));
   if (needs_grad(*this)) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
 }
@@ -247,6 +253,7 @@ void check_inplace(const char* op, const Tensor& t, bool allow_overlap = false) 
 }  // namespace
 
 Tensor& Tensor::fill_(double value) {
+  OpScope scope("fill_", *this);
   check_inplace("fill_", *this, true);
   // An expanded tensor has elements under several indices; fill each stored element once (several
   // threads writing one element would be a data race, even with the same value).
@@ -258,6 +265,7 @@ Tensor& Tensor::fill_(double value) {
     case DeviceType::CPU: cpu::fill(target, value); break;
     case DeviceType::CUDA: cuda::fill(target, value); break;
   }
+  scope.work(0, bytes_of(target));
   impl_->storage->bump_version();
   return *this;
 }
@@ -265,6 +273,7 @@ Tensor& Tensor::fill_(double value) {
 Tensor& Tensor::zero_() { return fill_(0.0); }
 
 Tensor& Tensor::copy_(const Tensor& src) {
+  OpScope scope("copy_", *this, src);
   check_inplace("copy_", *this);
   check_defined("copy_", src, "source");
   MINIDL_CHECK(broadcast_shapes("copy_", src.shape(), shape()) == shape(), "copy_: source ", src.meta_str(),
@@ -274,11 +283,13 @@ Tensor& Tensor::copy_(const Tensor& src) {
     case DeviceType::CPU: cpu::copy(s, *this); break;
     case DeviceType::CUDA: cuda::copy(s, *this); break;
   }
+  scope.work(0, bytes_of(s) + bytes_of(*this));
   impl_->storage->bump_version();
   return *this;
 }
 
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  OpScope scope("add_", *this, other);
   check_inplace("add_", *this);
   check_same("add_", *this, other);
   MINIDL_CHECK(broadcast_shapes("add_", other.shape(), shape()) == shape(), "add_: ", other.meta_str(),
@@ -287,17 +298,20 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
     case DeviceType::CPU: cpu::axpy(alpha, unaliased_source(other, *this), *this); break;
     case DeviceType::CUDA: cuda::axpy(alpha, unaliased_source(other, *this), *this); break;
   }
+  scope.work(2 * static_cast<double>(numel()), bytes_of(other) + 2 * bytes_of(*this));
   impl_->storage->bump_version();
   return *this;
 }
 
 Tensor& Tensor::mul_(double factor) {
+  OpScope scope("mul_", *this);
   check_inplace("mul_", *this);
   check_float("mul_", *this);
   switch (device().type) {
     case DeviceType::CPU: cpu::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
     case DeviceType::CUDA: cuda::binary(BinaryOp::Mul, *this, scalar_like(factor, *this), *this); break;
   }
+  scope.work(static_cast<double>(numel()), 2 * bytes_of(*this));
   impl_->storage->bump_version();
   return *this;
 }

@@ -111,6 +111,33 @@ void synchronize(int device) {
   MINIDL_CUDA_CHECK(cudaStreamSynchronize(stream_of(device)));
 }
 
+EventHandle create_event(int device) {
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  cudaEvent_t e = nullptr;
+  MINIDL_CUDA_CHECK(cudaEventCreate(&e));  // with timing, unlike the uploads' ordering events
+  return e;
+}
+
+void destroy_event(EventHandle event, int device) {
+  if (!event) return;
+  const DeviceGuard guard(device);
+  cudaEventDestroy(static_cast<cudaEvent_t>(event));
+  cudaGetLastError();
+}
+
+void record_event(EventHandle event, int device) {
+  const DeviceGuard guard(device);
+  MINIDL_CUDA_CHECK(guard.status());
+  MINIDL_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), stream_of(device)));
+}
+
+float elapsed_ms(EventHandle start, EventHandle end) {
+  float ms = 0;
+  MINIDL_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+  return ms;
+}
+
 StreamGuard::StreamGuard(StreamHandle stream, int device) : device_(device) {
   MINIDL_CHECK(device >= 0 && device < kMaxDevices, "cuda: device index ", device, " is out of range");
   previous_ = tls_stream[device];

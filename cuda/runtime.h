@@ -43,6 +43,16 @@ void destroy_stream(StreamHandle stream, int device);
 // Blocks until everything queued on the current stream of `device` has finished.
 void synchronize(int device);
 
+// Timing events, for the op profiler: an event recorded on the current stream completes when the work
+// queued before it has; the time between two completed events is the GPU's time for the work between
+// them.
+using EventHandle = void*;  // a cudaEvent_t
+EventHandle create_event(int device);
+void destroy_event(EventHandle event, int device);
+void record_event(EventHandle event, int device);  // on the calling thread's current stream of `device`
+// Milliseconds from `start` to `end`; both must have been recorded and have completed (synchronize).
+float elapsed_ms(EventHandle start, EventHandle end);
+
 // Makes `stream` the calling thread's current stream of `device` for a scope. Memory allocated while it
 // is active is reused only by later allocations on the same stream; a tensor used on several streams
 // must be kept alive (or the streams synchronised) until they are done with it.

@@ -19,6 +19,10 @@ StreamHandle current_stream(int) { not_built("current_stream"); }
 StreamHandle create_stream(int) { not_built("create_stream"); }
 void destroy_stream(StreamHandle, int) {}
 void synchronize(int) { not_built("synchronize"); }
+EventHandle create_event(int) { not_built("create_event"); }
+void destroy_event(EventHandle, int) {}
+void record_event(EventHandle, int) { not_built("record_event"); }
+float elapsed_ms(EventHandle, EventHandle) { not_built("elapsed_ms"); }
 StreamGuard::StreamGuard(StreamHandle, int device) : previous_(nullptr), device_(device) { not_built("StreamGuard"); }
 StreamGuard::~StreamGuard() = default;
 

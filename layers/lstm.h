@@ -51,6 +51,7 @@ class LSTM : public Module {
   // them the state starts from the learned one, or from zeros.
   LSTMOutput forward(const Tensor& x, const Tensor& h0 = Tensor(), const Tensor& c0 = Tensor());
   LSTMOutput operator()(const Tensor& x, const Tensor& h0 = Tensor(), const Tensor& c0 = Tensor()) {
+    const ModuleScope scope(scope_path());
     return forward(x, h0, c0);
   }
 

@@ -1,5 +1,6 @@
 #include "layers/module.h"
 
+#include <atomic>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -52,11 +53,35 @@ void Module::register_buffer(std::string name, Tensor* slot) {
   buffers_.emplace_back(std::move(name), slot);
 }
 
+namespace {
+// Bumped by every registration: a cached scope path older than this may have been renamed.
+std::atomic<uint64_t> g_registrations{0};
+}  // namespace
+
 void Module::register_module(std::string name, Module* child) {
   check_name(type_name(), name);
   check_unique(type_name(), name, params_, buffers_, children_);
   MINIDL_CHECK(child != nullptr, type_name(), ": child module '", name, "' is null");
+  child->parent_ = this;
+  child->name_in_parent_ = name;
+  g_registrations.fetch_add(1, std::memory_order_relaxed);
   children_.emplace_back(std::move(name), child);
+}
+
+std::string Module::path() const {
+  std::string out;
+  for (const Module* m = this; m->parent_; m = m->parent_)
+    out = out.empty() ? m->name_in_parent_ : m->name_in_parent_ + "." + out;
+  return out;
+}
+
+const std::string* Module::scope_path() const {
+  const uint64_t now = g_registrations.load(std::memory_order_relaxed);
+  if (cached_generation_ != now) {
+    cached_path_ = intern_path(path());
+    cached_generation_ = now;
+  }
+  return cached_path_;
 }
 
 void Module::collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const {
@@ -230,7 +255,7 @@ Sequential& Sequential::add(std::shared_ptr<Unary> layer) {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& layer : layers_) y = layer->forward(y);
+  for (auto& layer : layers_) y = (*layer)(y);
   return y;
 }
 

@@ -10,6 +10,10 @@
 //   };
 // so a module is neither copyable nor movable (the pointers would dangle); hold it by value as a member or
 // by shared_ptr.
+//
+// Calling a module through its call operator (module(x), not module.forward(x)) opens a ModuleScope
+// (autograd/scope.h) with its dotted path, so the ops of its forward are attributed to it: the graph
+// export clusters them, the profiler sums their time per module, anomaly errors name it.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +24,7 @@
 
 #include "autograd/device.h"
 #include "autograd/dtype.h"
+#include "autograd/scope.h"
 #include "autograd/tensor.h"
 
 namespace minidl::nn {
@@ -63,6 +68,12 @@ class Module {
   // An indented tree: each module's describe() and its number of parameters, then the total.
   std::string summary() const;
 
+  // "visual.layer2.0.conv1": the names from the outermost module down to this one, as in the state_dict
+  // ("" for a module registered in no other). A module registered in two parents takes the later name.
+  std::string path() const;
+  // The same, interned (autograd/scope.h intern_path), for the scope of a call; null for the root.
+  const std::string* scope_path() const;
+
  protected:
   // The slot must outlive the module (a member does). A parameter is made a leaf that requires grad; an
   // undefined slot (an optional bias that is off) is allowed and skipped everywhere.
@@ -75,13 +86,22 @@ class Module {
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, Module*>> children_;
   bool training_ = true;
+  const Module* parent_ = nullptr;  // the module this one was last registered in, and under what name
+  std::string name_in_parent_;
+  // scope_path() cached; valid while no module anywhere has been registered since (a registration can
+  // rename a whole subtree).
+  mutable const std::string* cached_path_ = nullptr;
+  mutable uint64_t cached_generation_ = ~uint64_t{0};
 };
 
 // A module with one tensor in and one tensor out, which is what Sequential chains.
 class Unary : public Module {
  public:
   virtual Tensor forward(const Tensor& x) = 0;
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  Tensor operator()(const Tensor& x) {
+    const ModuleScope scope(scope_path());
+    return forward(x);
+  }
 };
 
 // Children named "0", "1", ... applied in order.

@@ -64,8 +64,8 @@ std::string TemporalBlock::describe() const {
 Tensor TemporalBlock::forward(const Tensor& x) {
   check_defined("TemporalBlock", x);
   MINIDL_CHECK(x.dim() == 3 && x.size(1) == in_, describe(), ": input must be [B, ", in_, ", T], got ", x.meta_str());
-  Tensor y = dropout1_->forward(relu1_(conv1(x)));
-  y = dropout2_->forward(relu2_(conv2(y)));
+  Tensor y = (*dropout1_)(relu1_(conv1(x)));
+  y = (*dropout2_)(relu2_(conv2(y)));
   return relu_(y + (downsample ? (*downsample)(x) : x));
 }
 

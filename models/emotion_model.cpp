@@ -27,8 +27,8 @@ Temporal::Temporal(const ModelConfig& c, int64_t in_features, Generator* gen) : 
 std::string Temporal::describe() const { return "Temporal(" + kind_ + ", out=" + std::to_string(out_) + ")"; }
 
 Tensor Temporal::forward(const Tensor& x) {
-  if (kind_ == "lstm") return static_cast<nn::LSTM&>(*inner_).forward(x).output;
-  if (kind_ == "tcn") return static_cast<nn::TCN&>(*inner_).forward(x.transpose(1, 2)).transpose(1, 2);
+  if (kind_ == "lstm") return static_cast<nn::LSTM&>(*inner_)(x).output;
+  if (kind_ == "tcn") return static_cast<nn::TCN&>(*inner_)(x.transpose(1, 2)).transpose(1, 2);
   return x;
 }
 

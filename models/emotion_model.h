@@ -47,7 +47,10 @@ class EmotionModel : public nn::Module {
   // video [B, L, 3, T, S, S] and audio [B, L, 1, M, F] (as data::Loader delivers them) -> [B, L, 2].
   // A branch the fusion does not use may be passed undefined.
   Tensor forward(const Tensor& video, const Tensor& audio);
-  Tensor operator()(const Tensor& video, const Tensor& audio) { return forward(video, audio); }
+  Tensor operator()(const Tensor& video, const Tensor& audio) {
+    const ModuleScope scope(scope_path());
+    return forward(video, audio);
+  }
 
   const ModelConfig& config() const { return config_; }
   bool uses_video() const { return config_.fusion != "audio"; }

@@ -36,7 +36,10 @@ class FusionHeads : public nn::Module {
  public:
   // audio [B, L, D_a], visual [B, L, D_v] -> [B, L, 2]: valence and arousal of every clip.
   virtual Tensor forward(const Tensor& audio, const Tensor& visual) = 0;
-  Tensor operator()(const Tensor& audio, const Tensor& visual) { return forward(audio, visual); }
+  Tensor operator()(const Tensor& audio, const Tensor& visual) {
+    const ModuleScope scope(scope_path());
+    return forward(audio, visual);
+  }
   const FusionConfig& config() const { return config_; }
 
  protected:

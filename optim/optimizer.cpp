@@ -148,6 +148,19 @@ class Updates {
 
 std::string state_key(const std::string& param, const std::string& kind) { return param + "." + kind; }
 
+// Where the parameters are (the first's device; all share it), for the profiler's event of a step.
+Device params_device(const Optimizer& opt) {
+  return opt.params().empty() ? Device::cpu() : opt.params().front().second.device();
+}
+
+// The bytes a step moves, for the profiler: each updated tensor (the parameter and its moments, `kept`
+// of them) read and written, and its gradient read.
+double update_bytes(const Optimizer& opt, const std::vector<Work>& work, int kept) {
+  double bytes = 0;
+  for (const Work& w : work) bytes += (2.0 * kept + 1.0) * bytes_of(opt.params()[w.index].second);
+  return bytes;
+}
+
 }  // namespace
 
 // ---- Optimizer ---------------------------------------------------------------------------------------
@@ -298,6 +311,7 @@ std::vector<std::string> SGD::moment_kinds() const {
 
 void SGD::step() {
   NoGradGuard no_grad;
+  OpScope scope("sgd_step", params_device(*this));
   const std::vector<Work> work = collect_work(*this);
   const bool use_momentum = options_.momentum != 0.0;
   Updates<cuda::SgdSlot> updates(*this);
@@ -330,6 +344,8 @@ void SGD::step() {
     ++param_step(w.index);
   }
   updates.finish(cuda::sgd_update);
+  // Each element reads the parameter, its gradient and (with momentum) its buffer, and writes them back.
+  scope.work(0, update_bytes(*this, work, options_.momentum != 0.0 ? 2 : 1));
   ++steps_;
 }
 
@@ -350,6 +366,7 @@ Adam::Adam(NamedTensors params, double lr, const AdamOptions& options)
 
 void Adam::step() {
   NoGradGuard no_grad;
+  OpScope scope("adam_step", params_device(*this));
   const std::vector<Work> work = collect_work(*this);
   const AdamOptions& o = options_;
   Updates<cuda::AdamSlot> updates(*this);
@@ -390,6 +407,7 @@ void Adam::step() {
         });
   }
   updates.finish(cuda::adam_update);
+  scope.work(0, update_bytes(*this, work, 3));  // parameter, exp_avg, exp_avg_sq
   ++steps_;
 }
 
@@ -448,6 +466,10 @@ double clip_grad_norm(const NamedTensors& params, double max_norm) {
                  "' is ", g.meta_str(), " but an earlier one is on ", grads.front().device().str());
     grads.push_back(g);
   }
+  OpScope scope("clip_grad_norm", grads.empty() ? Device::cpu() : grads.front().device());
+  double bytes = 0;
+  for (const Tensor& g : grads) bytes += bytes_of(g);
+  scope.work(0, bytes);  // every gradient read once (and written once more when scaled: mul_ counts that)
   double total = 0.0;
   if (!grads.empty() && grads.front().device().is_cuda()) {
     // One fused pass over every gradient on the device (fixed-order double sums), one number back.

@@ -6,6 +6,7 @@
 // streams and events are invalid handles, allocations past the device's memory fail with
 // cudaErrorMemoryAllocation. Errors are remembered per host thread for cudaGetLastError, as in CUDA.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +59,9 @@ struct Registry {
   std::map<uintptr_t, size_t> device_blocks;  // start -> bytes
   size_t device_bytes = 0;
   std::set<const void*> streams, events;
+  // When each event was last recorded: every launch completes before cudaEventRecord returns, so an
+  // event completes as it is recorded, and the host clock then is its time.
+  std::map<const void*, std::chrono::steady_clock::time_point> recorded;
 };
 Registry& registry() {
   static Registry r;
@@ -94,6 +98,7 @@ cudaError_t destroy_handle(std::set<const void*>& live, const void* h) {
   Registry& r = registry();
   const std::lock_guard lock(r.mutex);
   if (!live.erase(h)) return fail(cudaErrorInvalidResourceHandle);
+  r.recorded.erase(h);
   delete static_cast<const char*>(h);
   return cudaSuccess;
 }
@@ -307,7 +312,22 @@ cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e,
 cudaError_t cudaEventDestroy(cudaEvent_t e) { return destroy_handle(registry().events, e); }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
-  return valid_stream(s) && valid_event(e) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+  if (!valid_stream(s) || !valid_event(e)) return fail(cudaErrorInvalidResourceHandle);
+  Registry& r = registry();
+  const std::lock_guard lock(r.mutex);
+  r.recorded[e] = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (!ms) return fail(cudaErrorInvalidValue);
+  if (!valid_event(start) || !valid_event(end)) return fail(cudaErrorInvalidResourceHandle);
+  Registry& r = registry();
+  const std::lock_guard lock(r.mutex);
+  const auto a = r.recorded.find(start), b = r.recorded.find(end);
+  if (a == r.recorded.end() || b == r.recorded.end()) return fail(cudaErrorInvalidResourceHandle);  // as CUDA
+  *ms = std::chrono::duration<float, std::milli>(b->second - a->second).count();
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
