@@ -13,8 +13,11 @@
 //       Forward and forward + backward times of the model's heaviest layers on the CPU: the audio stem conv,
 //       the two halves of an R(2+1)D block, BatchNorm, and the 2-layer BiLSTM of workload W3.
 //   bench w1 | w2 [--device cpu|cuda] [--steps N] [--math fp32|tf32|tf32-all] [--json FILE]
+//                 [--profile N] [--trace FILE] [--graph FILE] [--detect-anomaly]
 //       Full training steps of workloads W1 (JCA fusion) and W2 (the paper preset end to end), in
-//       apps/bench_model.cpp; --math picks the CUDA kernels' arithmetic.
+//       apps/bench_model.cpp; --math picks the CUDA kernels' arithmetic. --profile N profiles N more steps
+//       and prints the op profiler's tables by op and by module (--trace FILE: their Chrome trace);
+//       --graph FILE draws one step's autograd graph; --detect-anomaly times them with anomaly detection on.
 //   bench cuda-gemm [--sizes 512,...,8192] [--json FILE]      (GPU; apps/bench_cuda.cu)
 //       Our SIMT and TF32 GEMM kernels against cuBLAS float32 and TF32 in the same run.
 //   bench cuda-bandwidth [--elements N]                       (GPU)
@@ -298,7 +301,9 @@ void usage(const char* prog) {
                "       %s loader [--data DIR] [--preset tiny|paper|all] [--workers N] [--batches N] [--cache DIR]\n"
                "       %s layers [--threads N]\n"
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
-               "                  [--math fp32|tf32|tf32-all] (w2 also [--preset paper|small|tiny] [--batch N])\n"
+               "                  [--math fp32|tf32|tf32-all] [--profile N] [--trace FILE] [--graph FILE]\n"
+               "                  [--detect-anomaly]\n"
+               "                  (w2 also [--preset paper|small|tiny] [--batch N])\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
                "       %s cudnn-conv [--net video|audio|both] [--search accurate|heuristic|fastest] [--clips N]\n"
@@ -307,7 +312,8 @@ void usage(const char* prog) {
                "  gemm            CPU SGEMM GFLOP/s next to OpenBLAS in the same run\n"
                "  loader          clips per second of the data loader on a SynthAV training split\n"
                "  layers          the model's heaviest layers on the CPU, forward and backward\n"
-               "  w1, w2          training steps of workloads W1 (JCA fusion) and W2 (paper model end to end)\n"
+               "  w1, w2          training steps of workloads W1 (JCA fusion) and W2 (paper model end to end);\n"
+               "                  --profile N adds the op profiler's tables for N more steps\n"
                "  cuda-gemm       GPU SGEMM (SIMT and TF32) next to cuBLAS in the same run\n"
                "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n"
                "  cudnn-conv      the W2 convolutions, forward and both gradients, next to cuDNN\n"

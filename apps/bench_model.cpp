@@ -7,6 +7,9 @@
 //   W2 end to end: B = 4 sequences of L = 16 clips; clips 3 x 8 x 112 x 112 and 1 x 64 x F log-mel
 //                  images (F from the paper preset's audio settings) -> the paper preset's whole model.
 //                  `--preset tiny --batch 16` times the default CPU training run's step the same way.
+// --profile N then profiles N more steps with the op profiler (autograd/profiler.h) and prints its tables;
+// --trace FILE writes their Chrome trace; --graph FILE draws one step's autograd graph; --detect-anomaly
+// times the steps with anomaly detection on.
 #include "apps/bench_model.h"
 
 #include <omp.h>
@@ -41,6 +44,10 @@ struct Options {
   // The CUDA kernels' arithmetic: fp32 (SIMT float32 everywhere), tf32 (TF32 tensor cores for the
   // convolutions, float32 matmuls: PyTorch's defaults) or tf32-all (TF32 matmuls too).
   std::string math = "fp32";
+  int profile = 0;              // after the timing, profile this many more steps and print the op profiler's tables
+  std::string trace;            // with profile: write the Chrome trace of those steps here
+  std::string graph;            // write the autograd graph of one step here (DOT, and SVG beside it with Graphviz)
+  bool detect_anomaly = false;  // time the steps with anomaly detection on (its cost)
 };
 
 void apply_math(const std::string& math) {
@@ -55,6 +62,10 @@ Options parse(int argc, char** argv, int default_steps) {
   o.steps = default_steps;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--detect-anomaly") {
+      o.detect_anomaly = true;
+      continue;
+    }
     if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
     const std::string v = argv[++i];
     if (a == "--device")
@@ -71,6 +82,12 @@ Options parse(int argc, char** argv, int default_steps) {
       o.batch = static_cast<int>(apps::parse_integer("--batch", v, 1, 1 << 16));
     else if (a == "--math")
       o.math = v;
+    else if (a == "--profile")
+      o.profile = static_cast<int>(apps::parse_integer("--profile", v, 1, 1000));
+    else if (a == "--trace")
+      o.trace = v;
+    else if (a == "--graph")
+      o.graph = v;
     else
       throw std::invalid_argument("unknown option " + a);
   }
@@ -86,6 +103,7 @@ std::string device_name(Device d) {
 // Runs `step` (returning the loss) warm-up + measured times; prints and returns the median seconds.
 double run_steps(const char* name, const Options& o, int64_t clips_per_step, const std::function<double()>& step) {
   if (o.device.is_cuda()) cuda::reset_peak_memory(o.device.index);
+  const DetectAnomalyGuard anomaly(o.detect_anomaly);
   for (int i = 0; i < o.warmup; ++i) step();
   std::vector<double> t;
   double loss = 0;
@@ -96,9 +114,10 @@ double run_steps(const char* name, const Options& o, int64_t clips_per_step, con
   }
   std::sort(t.begin(), t.end());
   const double median = t[t.size() / 2];
-  std::printf("%s on %s (%s): median step %.2f ms (min %.2f, max %.2f, %d steps), %.0f clips/s, last loss %.4f\n", name,
-              device_name(o.device).c_str(), o.device.is_cuda() ? o.math.c_str() : "float32", median * 1e3,
-              t.front() * 1e3, t.back() * 1e3, o.steps, clips_per_step / median, loss);
+  std::printf("%s on %s (%s%s): median step %.2f ms (min %.2f, max %.2f, %d steps), %.0f clips/s, last loss %.4f\n",
+              name, device_name(o.device).c_str(), o.device.is_cuda() ? o.math.c_str() : "float32",
+              o.detect_anomaly ? ", anomaly detection on" : "", median * 1e3, t.front() * 1e3, t.back() * 1e3, o.steps,
+              clips_per_step / median, loss);
   if (o.device.is_cuda()) {
     const cuda::MemoryStats m = cuda::memory_stats(o.device.index);
     std::printf("  peak GPU memory %.1f MiB in use (%.1f MiB cached)\n", m.peak_in_use / 1048576.0,
@@ -110,7 +129,34 @@ double run_steps(const char* name, const Options& o, int64_t clips_per_step, con
                           << "\", \"median_ms\": " << median * 1e3 << ", \"clips_per_s\": " << clips_per_step / median
                           << "}\n";
   }
+  if (o.profile > 0) {
+    profiler::Profiler prof;
+    for (int i = 0; i < o.profile; ++i) {
+      const profiler::Range r("step");
+      step();
+    }
+    prof.stop();
+    std::printf("\n%s", prof.report().c_str());
+    if (!o.trace.empty()) {
+      std::ofstream(o.trace) << prof.chrome_trace();
+      std::printf("Chrome trace of the profiled steps: %s (open in https://ui.perfetto.dev or chrome://tracing)\n",
+                  o.trace.c_str());
+    }
+  }
   return median;
+}
+
+// --graph FILE: the graph of one forward (DOT, and an SVG beside it where Graphviz is installed).
+void write_graph(const Options& o, const Tensor& loss, const nn::Module& model, const std::string& title) {
+  if (o.graph.empty()) return;
+  std::ofstream out(o.graph);
+  MINIDL_CHECK(out.good(), "bench: cannot write the graph to ", o.graph);
+  out << graph_dot(loss, {.names = model.named_parameters(), .title = title});
+  out.close();
+  const std::string svg = o.graph.substr(0, o.graph.rfind('.')) + ".svg";
+  const std::string why = render_svg(o.graph, svg);
+  std::printf("graph of one step: %s%s\n", o.graph.c_str(),
+              why.empty() ? (" and " + svg).c_str() : ("; " + why).c_str());
 }
 
 optim::NamedTensors trainable(const nn::Module& m) {
@@ -136,10 +182,20 @@ int w1(int argc, char** argv) {
   const TensorOptions on{.device = o.device};
   const Tensor audio = randn({B, L, D}, on, &gen), visual = randn({B, L, D}, on, &gen);
   const Tensor labels = rand({B, L, 2}, on, &gen, -1, 1);
+  bool drawn = o.graph.empty();
   run_steps("W1 (JCA fusion, B 64 x L 16, 512-d features, Adam)", o, B * L, [&] {
     adam.zero_grad();
-    const Tensor loss = ccc_loss((*fusion)(audio, visual), labels);
-    loss.backward();
+    Tensor loss;
+    {
+      const profiler::Range r("forward");
+      loss = ccc_loss((*fusion)(audio, visual), labels);
+    }
+    if (!drawn) write_graph(o, loss, *fusion, "W1: JCA fusion, heads and CCC loss"), drawn = true;
+    {
+      const profiler::Range r("backward");
+      loss.backward();
+    }
+    const profiler::Range r("optimizer");
     adam.step();
     return loss.item();
   });
@@ -167,10 +223,20 @@ int w2(int argc, char** argv) {
   const std::string name = o.preset == "paper" && B == 4 ? "W2 (paper preset end to end, B 4 x L 16, Adam)"
                                                          : o.preset + " preset end to end, B " + std::to_string(B) +
                                                                " x L " + std::to_string(L) + ", Adam";
+  bool drawn = o.graph.empty();
   run_steps(name.c_str(), o, B * L, [&] {
     adam.zero_grad();
-    const Tensor loss = ccc_loss(model(video, audio), labels);
-    loss.backward();
+    Tensor loss;
+    {
+      const profiler::Range r("forward");
+      loss = ccc_loss(model(video, audio), labels);
+    }
+    if (!drawn) write_graph(o, loss, model, name), drawn = true;
+    {
+      const profiler::Range r("backward");
+      loss.backward();
+    }
+    const profiler::Range r("optimizer");
     optim::clip_grad_norm(adam.params(), 5.0);
     adam.step();
     return loss.item();

@@ -2,8 +2,9 @@
 #pragma once
 
 namespace minidl::bench {
-// bench w1 [--device cpu|cuda[:N]] [--steps N] [--warmup N] [--json FILE]
+// bench w1 [--device cpu|cuda[:N]] [--steps N] [--warmup N] [--json FILE] [--profile N [--trace FILE]]
+//          [--graph FILE] [--detect-anomaly]
 int w1(int argc, char** argv);
-// bench w2 [--device cpu|cuda[:N]] [--steps N] [--warmup N] [--json FILE]
+// bench w2 [the same options] [--preset NAME] [--batch N]
 int w2(int argc, char** argv);
 }  // namespace minidl::bench

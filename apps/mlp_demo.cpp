@@ -1,20 +1,30 @@
 // Trains the small MLP of apps/mlp_regression.h on the CPU and prints its progress: what the core can do
-// before the emotion model exists. Usage: mlp_demo [steps] [seed]
+// before the emotion model exists. Usage: mlp_demo [--graph FILE.dot] [steps] [seed]
+// --graph writes the first step's autograd graph (and an SVG beside it where Graphviz is installed): the
+// picture of docs/internals.md.
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "apps/mlp_regression.h"
 
 int main(int argc, char** argv) {
   using namespace minidl;
   demo::MlpConfig cfg;
+  std::string graph;
   try {
-    if (argc > 1) cfg.steps = std::stoll(argv[1]);
-    if (argc > 2) cfg.seed = std::stoull(argv[2]);
-    if (argc > 3 || cfg.steps <= 0) throw std::invalid_argument("usage");
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.size() >= 2 && args[0] == "--graph") {
+      graph = args[1];
+      args.erase(args.begin(), args.begin() + 2);
+    }
+    if (!args.empty()) cfg.steps = std::stoll(args[0]);
+    if (args.size() > 1) cfg.seed = std::stoull(args[1]);
+    if (args.size() > 2 || cfg.steps <= 0) throw std::invalid_argument("usage");
   } catch (const std::exception&) {
-    std::fprintf(stderr, "usage: %s [steps > 0] [seed]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--graph FILE.dot] [steps > 0] [seed]\n", argv[0]);
     return 2;
   }
   std::printf(
@@ -24,11 +34,22 @@ int main(int argc, char** argv) {
       cfg.momentum, cfg.lr, static_cast<long long>(cfg.steps), static_cast<unsigned long long>(cfg.seed));
   const int64_t every = std::max<int64_t>(1, cfg.steps / 10);
   try {
-    const auto losses = demo::train_mlp(cfg, [&](int64_t step, double loss) {
-      if (step % every == 0 || step + 1 == cfg.steps)
-        std::printf("  step %5lld / %lld   mse %.6f\n", static_cast<long long>(step + 1),
-                    static_cast<long long>(cfg.steps), loss);
-    });
+    auto draw = [&](const Tensor& loss, const demo::Mlp& mlp) {
+      if (graph.empty()) return;
+      std::ofstream(graph) << graph_dot(loss, {.names = mlp.named(), .title = "mlp_demo: one step"});
+      const std::string svg = graph.substr(0, graph.rfind('.')) + ".svg";
+      const std::string why = render_svg(graph, svg);
+      std::printf("The first step's graph: %s%s\n", graph.c_str(),
+                  why.empty() ? (" and " + svg).c_str() : ("; " + why).c_str());
+    };
+    const auto losses = demo::train_mlp(
+        cfg,
+        [&](int64_t step, double loss) {
+          if (step % every == 0 || step + 1 == cfg.steps)
+            std::printf("  step %5lld / %lld   mse %.6f\n", static_cast<long long>(step + 1),
+                        static_cast<long long>(cfg.steps), loss);
+        },
+        draw);
     std::printf("Done: mean squared error %.6f (the target's variance is about 0.38).\n", losses.back());
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

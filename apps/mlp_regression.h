@@ -5,6 +5,8 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/minidl.h"
@@ -42,6 +44,14 @@ struct Mlp {
     layer(1, hidden);
   }
 
+  // The names the graph export (graph_dot) labels the parameters with.
+  std::vector<std::pair<std::string, Tensor>> named() const {
+    const char* names[] = {"w1", "b1", "w2", "b2", "w3", "b3"};
+    std::vector<std::pair<std::string, Tensor>> out;
+    for (size_t i = 0; i < params.size(); ++i) out.emplace_back(names[i], params[i]);
+    return out;
+  }
+
   Tensor forward(const Tensor& x) const {
     Tensor h = tanh(linear(x, params[0], params[1]));
     h = tanh(linear(h, params[2], params[3]));
@@ -49,9 +59,11 @@ struct Mlp {
   }
 };
 
-// Trains and returns the mean squared error after each step. `on_step(step, loss)` may report progress.
+// Trains and returns the mean squared error after each step. `on_step(step, loss)` may report progress;
+// `on_first_loss(loss, mlp)`, if given, sees the first step's loss before its backward (to draw its graph).
 inline std::vector<double> train_mlp(const MlpConfig& cfg,
-                                     const std::function<void(int64_t, double)>& on_step = nullptr) {
+                                     const std::function<void(int64_t, double)>& on_step = nullptr,
+                                     const std::function<void(const Tensor&, const Mlp&)>& on_first_loss = nullptr) {
   Generator gen(cfg.seed);
   const Tensor x = rand({cfg.samples, 2}, {}, &gen, -1.0, 1.0);
   const Tensor y = target_function(x).detach();
@@ -62,6 +74,7 @@ inline std::vector<double> train_mlp(const MlpConfig& cfg,
   for (int64_t step = 0; step < cfg.steps; ++step) {
     const Tensor diff = mlp.forward(x) - y;
     const Tensor loss = mean(diff * diff);
+    if (step == 0 && on_first_loss) on_first_loss(loss, mlp);
     loss.backward();
     {
       NoGradGuard no_grad;  // the update itself must not be recorded

@@ -2,12 +2,18 @@
 //
 //   train [--preset tiny|small|paper] [--config FILE] [--set key=value ...] [--device cpu|cuda[:N]]
 //         [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]
+//         [--graph FILE.dot] [--profile-steps N [--profile-warmup N]] [--detect-anomaly]
 //
 // With no arguments it generates the SynthAV data set if it is missing (data/synthav), trains the tiny
 // preset on the CPU (the small preset on the GPU when there is one) into runs/<preset>-<fusion>-<time>,
 // evaluates the best epoch on the test split and prints the scores. Every setting and its default:
 // --print-config (docs/training.md explains them). Ctrl-C saves a checkpoint and exits; --resume
 // continues it exactly, with the settings in the run's config.json.
+//
+// The study tools (models/study_tools.h): --graph writes the first step's autograd graph (and an SVG
+// beside it where Graphviz is installed); --profile-steps N profiles N steps after a warm-up of 2 and
+// writes profile.txt and profile.trace.json into the run folder; --detect-anomaly (the detect_anomaly
+// setting) stops at the first op that makes a NaN or Inf, naming it.
 #include <unistd.h>
 
 #include <atomic>
@@ -20,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli_args.h"
 #include "autograd/device.h"
 #include "autograd/error.h"
 #include "models/trainer.h"
@@ -61,9 +68,12 @@ int usage(const char* prog, int code) {
   std::fprintf(code ? stderr : stdout,
                "usage: %s [--preset tiny|small|paper] [--config FILE] [--set key=value ...] [--device cpu|cuda[:N]]\n"
                "          [--seed N] [--out DIR] [--data DIR] [--epochs N] [--resume] [--print-config]\n"
+               "          [--graph FILE.dot] [--profile-steps N [--profile-warmup N]] [--detect-anomaly]\n"
                "Trains the audio-visual emotion model; without arguments on SynthAV: the small preset on the GPU\n"
                "when there is one, otherwise the tiny preset on the CPU. --resume continues the run in --out DIR\n"
-               "with the settings in its config.json (--set may change some).\n",
+               "with the settings in its config.json (--set may change some). --graph writes the first step's\n"
+               "autograd graph; --profile-steps N profiles N steps (profile.txt, profile.trace.json in the run\n"
+               "folder); --detect-anomaly stops at the first op that makes a NaN or Inf.\n",
                prog);
   return code;
 }
@@ -74,6 +84,7 @@ int main(int argc, char** argv) {
   TrainConfig config;
   bool resume = false, print_config = false, out_given = false;
   std::vector<std::string> sets;
+  StudyOptions study;
   try {
     std::string preset, config_file;
     for (int i = 1; i < argc; ++i) {
@@ -103,6 +114,14 @@ int main(int argc, char** argv) {
         sets.push_back("epochs=" + value());
       else if (a == "--resume")
         resume = true;
+      else if (a == "--graph")
+        study.graph = value();
+      else if (a == "--profile-steps")
+        study.profile_steps = apps::parse_integer(a, value(), 1, 1000000);
+      else if (a == "--profile-warmup")
+        study.profile_warmup = apps::parse_integer(a, value(), 0, 1000000);
+      else if (a == "--detect-anomaly")
+        sets.push_back("detect_anomaly=true");
       else if (a == "--print-config")
         print_config = true;
       else
@@ -183,7 +202,7 @@ int main(int argc, char** argv) {
   const bool terminal = isatty(fileno(stderr));
   try {
     auto log = [](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); };
-    Trainer trainer(config, resume, log);
+    Trainer trainer(config, resume, log, study);
     std::fprintf(stderr, "training %s (%s fusion, %s temporal) on %s into %s\n", config.model.preset.c_str(),
                  config.model.fusion.c_str(), config.model.temporal.c_str(), config.device.c_str(), config.out.c_str());
     int64_t last_line = -1;

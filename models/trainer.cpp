@@ -7,12 +7,14 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "autograd/error.h"
 #include "autograd/factories.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
+#include "autograd/profiler.h"
 #include "autograd/safetensors.h"
 #include "cuda/kernels.h"
 #include "data/affwild2.h"
@@ -102,7 +104,8 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"math", c.math},
           {"max_steps", c.max_steps},
           {"time_limit_minutes", c.time_limit_minutes},
-          {"evaluate_test", c.evaluate_test}};
+          {"evaluate_test", c.evaluate_test},
+          {"detect_anomaly", c.detect_anomaly}};
 }
 
 namespace {
@@ -154,6 +157,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j, const TrainConfig& b
   read(j, "max_steps", c.max_steps);
   read(j, "time_limit_minutes", c.time_limit_minutes);
   read(j, "evaluate_test", c.evaluate_test);
+  read(j, "detect_anomaly", c.detect_anomaly);
   check_train_config(c);
   return c;
 }
@@ -210,6 +214,7 @@ struct Trainer::Impl {
   int64_t loss_count = 0;
   bool signalled = false;
   std::vector<EpochRecord> records;
+  std::unique_ptr<StudyTools> study;
 
   explicit Impl(const TrainConfig& c) : config(c), device(parse_device(c.device)), model_gen(c.seed) {}
 
@@ -310,11 +315,13 @@ Tensor scalar_of(const NamedTensors& s, const std::string& name, const std::stri
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(const std::string&)> log)
+Trainer::Trainer(const TrainConfig& config, bool resume, std::function<void(const std::string&)> log,
+                 const StudyOptions& study)
     : impl_(std::make_unique<Impl>(config)) {
   Impl& d = *impl_;
   d.log = std::move(log);
   check_train_config(d.config);
+  d.study = std::make_unique<StudyTools>(study, d.config.out, d.config.detect_anomaly, d.log);
   // Checked here, not in check_train_config (which also reads finished runs, on any machine), and before
   // the run folder is made or data generated.
   const std::string unavailable = device_unavailable(d.device);
@@ -443,33 +450,47 @@ bool Trainer::stopped_by_signal() const { return impl_->signalled; }
 
 double Trainer::train_step() {
   Impl& d = *impl_;
+  d.study->before_step();
   data::Batch b;
-  if (!d.train_loader->next(b)) return std::numeric_limits<double>::quiet_NaN();
-  d.model->train();
-  d.lr_now = d.lr_for(d.step);
-  d.optimizer->set_lr(d.lr_now);
-  const Tensor pred = (*d.model)(b.video, b.audio);
-  const Tensor ccc_va = ccc(pred, b.labels, b.mask);
-  const Tensor loss = sum(sub(1.0, ccc_va));  // ccc_loss, keeping the two CCCs for the progress line
-  d.optimizer->zero_grad();
-  loss.backward();
-  // A non-finite gradient (an exploding step) is not applied: the step is skipped, and said so.
-  const double norm = optim::clip_grad_norm(d.optimizer->params(), d.config.grad_clip > 0 ? d.config.grad_clip : 1e300);
-  if (std::isfinite(norm))
-    d.optimizer->step();
-  else
-    d.say("step " + std::to_string(d.step + 1) + ": the gradient is not finite; this step is skipped");
-  ++d.step;
-  ++d.batch;
-  // One read for the three numbers: on a GPU each read waits for the device.
-  const std::vector<double> read = cat({loss.detach().reshape({1}), ccc_va.detach()}, 0).values<double>();
-  const double value = read[0];
-  const std::vector<double> cv{read[1], read[2]};
-  d.loss_sum += value;
-  d.ccc_sum[0] += cv[0];
-  d.ccc_sum[1] += cv[1];
+  {
+    const profiler::Range wait("data");  // the profiler's sections, when it records (one branch each)
+    if (!d.train_loader->next(b)) return std::numeric_limits<double>::quiet_NaN();
+  }
+  std::vector<double> read;
+  {
+    const profiler::Range step_range("step");
+    d.model->train();
+    d.lr_now = d.lr_for(d.step);
+    d.optimizer->set_lr(d.lr_now);
+    std::optional<profiler::Range> section(std::in_place, "forward");
+    const Tensor pred = (*d.model)(b.video, b.audio);
+    const Tensor ccc_va = ccc(pred, b.labels, b.mask);
+    const Tensor loss = sum(sub(1.0, ccc_va));  // ccc_loss, keeping the two CCCs for the progress line
+    d.study->after_forward(loss, *d.model);
+    d.optimizer->zero_grad();
+    section.emplace("backward");
+    loss.backward();
+    section.emplace("optimizer");
+    // A non-finite gradient (an exploding step) is not applied: the step is skipped, and said so.
+    const double norm =
+        optim::clip_grad_norm(d.optimizer->params(), d.config.grad_clip > 0 ? d.config.grad_clip : 1e300);
+    if (std::isfinite(norm))
+      d.optimizer->step();
+    else
+      d.say("step " + std::to_string(d.step + 1) + ": the gradient is not finite; this step is skipped" +
+            (d.config.detect_anomaly ? "" : " (--detect-anomaly finds the op that made the first NaN or Inf)"));
+    ++d.step;
+    ++d.batch;
+    section.reset();
+    // One read for the three numbers: on a GPU each read waits for the device.
+    read = cat({loss.detach().reshape({1}), ccc_va.detach()}, 0).values<double>();
+  }
+  d.study->after_step();
+  d.loss_sum += read[0];
+  d.ccc_sum[0] += read[1];
+  d.ccc_sum[1] += read[2];
   ++d.loss_count;
-  return value;
+  return read[0];
 }
 
 Scores Trainer::evaluate(const std::string& split) {
@@ -518,6 +539,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
         save_checkpoint();
         d.say("stopped: checkpoint saved at epoch " + std::to_string(d.epoch + 1) + ", batch " +
               std::to_string(d.batch) + "; continue with --resume");
+        d.study->finish();
         return d.records;
       }
       if ((c.max_steps > 0 && d.step >= c.max_steps) ||
@@ -545,6 +567,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
         on_progress(p);
       }
     }
+    if (out_of_budget) d.study->finish();  // a profile still recording ends with training, before validation
     if (out_of_budget && d.step == epoch_first_step && d.loss_count == 0) {
       // Nothing trained since this epoch was last scored (when the budget ran out, or a time limit
       // that expired during the validation pass): no second record of the same weights.
@@ -601,6 +624,7 @@ std::vector<EpochRecord> Trainer::run(const std::function<void(const Progress&)>
     }
     save_checkpoint();
   }
+  d.study->finish();
   return d.records;
 }
 

@@ -8,6 +8,7 @@
 //   best.safetensors        weights of the epoch with the best validation mean CCC
 //   metrics.jsonl           one JSON object per epoch (train loss, lr, validation scores, time)
 //   curve.svg               training loss and validation CCC per epoch
+//   profile.txt, profile.trace.json   the op profiler's tables and trace, when asked for (StudyOptions)
 // Resuming restores every piece of state, including where in the epoch the run stopped, so a resumed run
 // computes exactly the losses an uninterrupted one would (on the CPU, bit for bit).
 #pragma once
@@ -23,6 +24,7 @@
 
 #include "models/config.h"
 #include "models/evaluation.h"
+#include "models/study_tools.h"
 
 namespace minidl::models {
 
@@ -56,6 +58,7 @@ struct TrainConfig {
   int64_t max_steps = -1;           // stop after this many optimiser steps in total (tests, quick runs)
   double time_limit_minutes = 0;    // > 0: stop training when exceeded (the last epoch is still evaluated)
   bool evaluate_test = true;        // score Test_Set with the best weights at the end
+  bool detect_anomaly = false;      // check every op's outputs and gradients for NaN / Inf (autograd/anomaly.h)
 };
 
 nlohmann::json to_json(const TrainConfig& config);
@@ -89,7 +92,9 @@ class Trainer {
   // Builds the data set (generating SynthAV when needed), the model, the optimiser and the loaders.
   // resume: continue the run in config.out from its last checkpoint (its config.json must describe the
   // same model). Without resume, an existing run folder with a checkpoint is an error (no overwrite).
-  Trainer(const TrainConfig& config, bool resume, std::function<void(const std::string&)> log = nullptr);
+  // study: the graph and profile to write (models/study_tools.h).
+  Trainer(const TrainConfig& config, bool resume, std::function<void(const std::string&)> log = nullptr,
+          const StudyOptions& study = {});
   ~Trainer();
 
   // Trains until the configured epochs, max_steps or time limit, evaluating Validation_Set after each

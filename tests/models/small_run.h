@@ -3,11 +3,14 @@
 // configuration that runs a step in a fraction of a second on it, and the losses of a few steps.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
 #include "data/synthav.h"
 #include "models/trainer.h"
+#include "tests/data/data_test_helpers.h"
 
 namespace minidl::models_test {
 
@@ -42,6 +45,25 @@ inline models::TrainConfig small_training(const std::string& data, const std::st
   c.evaluate_test = false;
   return c;
 }
+
+// A suite that trains on one small_synthav() set, generated once for the whole suite under a temporary
+// folder (dir()), which also holds the suite's run folders.
+class SmallDataSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new data_test::TempDir();
+    data::generate_synthav(data_root(), small_synthav());
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::filesystem::path dir() { return dir_->path(); }
+  static std::string data_root() { return (dir_->path() / "synthav").string(); }
+
+ private:
+  inline static data_test::TempDir* dir_ = nullptr;
+};
 
 // The losses of the trainer's next n steps.
 inline std::vector<double> steps(models::Trainer& t, int n) {

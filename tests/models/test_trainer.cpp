@@ -24,29 +24,17 @@ namespace fs = std::filesystem;
 namespace {
 
 // One small data set for the whole suite: 2 training identities, 1 each for validation and test.
-class TrainerTest : public ::testing::Test {
+class TrainerTest : public models_test::SmallDataSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new data_test::TempDir();
-    data::generate_synthav((dir_->path() / "synthav").string(), models_test::small_synthav());
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    dir_ = nullptr;
-  }
-
   // The small configuration with 2 epochs at a constant learning rate.
   static TrainConfig config(const std::string& run) {
-    TrainConfig c = models_test::small_training((dir_->path() / "synthav").string(), (dir_->path() / run).string());
+    TrainConfig c = models_test::small_training(data_root(), (dir() / run).string());
     c.epochs = 2;
     c.schedule = "constant";
     c.lr = 3e-3;
     return c;
   }
-
-  static data_test::TempDir* dir_;
 };
-data_test::TempDir* TrainerTest::dir_ = nullptr;
 
 }  // namespace
 
@@ -97,7 +85,7 @@ TEST_F(TrainerTest, ResumeEqualsAnUninterruptedRun) {
 TEST_F(TrainerTest, AClipCacheKeepsTheLossesAndIsReusedByTheNextRun) {
   Trainer plain(config("uncached"), false);
   const std::vector<double> expected = steps(plain, 3);
-  const fs::path cache = dir_->path() / "clip-cache";
+  const fs::path cache = dir() / "clip-cache";
   for (const char* run : {"cached-1", "cached-2"}) {
     SCOPED_TRACE(run);
     TrainConfig c = config(run);
@@ -154,7 +142,7 @@ TEST_F(TrainerTest, BadInputIsAnErrorNamingIt) {
     return std::string("(no error)");
   };
   TrainConfig c = config("bad");
-  c.data = (dir_->path() / "nowhere").string();
+  c.data = (dir() / "nowhere").string();
   EXPECT_NE(message([&] { Trainer t(c, false); }).find("nowhere"), std::string::npos);
   // A run folder that already holds a run is not overwritten.
   TrainConfig existing = config("existing");
