@@ -15,6 +15,7 @@
 //   norm:        batch_norm layer_norm
 //   dropout:     dropout channel_dropout (ops_dropout.cpp; built on the elementwise kernels)
 //   lstm:        lstm_layer lstm_bidirectional
+//   attention:   joint_cross_attention (and its composed reference)
 // Views (reshape, permute, narrow, expand, ...) are Tensor methods, in autograd/ops_view.cpp.
 #pragma once
 
@@ -185,5 +186,25 @@ struct LstmDirection {
 };
 std::array<LstmResult, 2> lstm_bidirectional(const Tensor& x, const LstmDirection& forward,
                                              const LstmDirection& backward);
+
+// ---- joint cross-attention (MODEL.md §1) ----
+// One branch's weights, no biases: affine [L, L] (W_ja / W_jv, mixing time), w [k, L] (W_a / W_v),
+// w_c [k, 2d] (W_ca / W_cv), w_h [L, k] (W_ha / W_hv).
+struct JcaWeights {
+  Tensor affine, w, w_c, w_h;
+};
+struct JcaResult {
+  Tensor audio, visual;  // X_att,a and X_att,v [B, L, d]
+};
+// The attention block of the JCA fusion as one op, for X_a, X_v [B, L, d]: per sequence and branch, with
+// J = [X_a, X_v] and that branch's weights,
+//   C = tanh(X^T (W_j J) / sqrt(2d)),  H = relu(C W_c^T + X^T W^T),  X_att = (H W_h^T)^T + X.
+// No [B, d, 2d] tensor is made: the kernels take the rows of X^T in blocks, and the backward recomputes
+// what it needs from X_a, X_v and the weights. On CUDA: L <= 64, d <= 1024, k <= 256.
+JcaResult joint_cross_attention(const Tensor& xa, const Tensor& xv, const JcaWeights& audio, const JcaWeights& visual);
+// The same math composed of matmul, linear, tanh, relu and add (the model's code before the fused op): the
+// reference the op is tested and timed against.
+JcaResult joint_cross_attention_reference(const Tensor& xa, const Tensor& xv, const JcaWeights& audio,
+                                          const JcaWeights& visual);
 
 }  // namespace minidl

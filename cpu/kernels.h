@@ -81,7 +81,8 @@ void arange(const Tensor& out, double start, double step);
 }  // namespace minidl::cpu
 
 // The layer kernels have their own headers (their signatures are longer): convolution and pooling,
-// batch and layer normalisation, the fused LSTM.
+// batch and layer normalisation, the fused LSTM, the joint cross-attention block.
+#include "cpu/attention.h"
 #include "cpu/conv.h"
 #include "cpu/lstm.h"
 #include "cpu/norm.h"

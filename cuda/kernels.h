@@ -19,6 +19,10 @@
 #include "autograd/tensor.h"
 #include "optim/update_rules.h"
 
+namespace minidl {
+struct JcaWeights;  // autograd/ops.h
+}
+
 namespace minidl::cuda {
 
 // ---- elementwise.cu ------------------------------------------------------------------------------
@@ -149,6 +153,15 @@ struct LstmBackwardDirection {
   Tensor gx, gh0, gc0, gw_ih, gw_hh, gb;
 };
 void lstm_backward(const Tensor& x, const std::vector<LstmBackwardDirection>& directions);
+
+// ---- attention.cu ----------------------------------------------------------------------------------------
+// As cpu/attention.h (float32; the front end keeps L <= 64, d <= 1024, k <= 256). Forward in two launches,
+// backward in four, without atomics.
+void jca_forward(const Tensor& xa, const Tensor& xv, const JcaWeights& audio, const JcaWeights& visual,
+                 const Tensor& out_a, const Tensor& out_v);
+void jca_backward(const Tensor& xa, const Tensor& xv, const JcaWeights& audio, const JcaWeights& visual,
+                  const Tensor& ga, const Tensor& gv, const Tensor& gxa, const Tensor& gxv,
+                  const JcaWeights& grad_audio, const JcaWeights& grad_visual);
 
 // ---- optim.cu --------------------------------------------------------------------------------------------
 // The fused updates of optim/update_rules.h over every parameter given, a few dozen tensors per launch:

@@ -91,6 +91,13 @@ void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
 
 void lstm_forward(const Tensor&, const std::vector<LstmForwardDirection>&) { not_built("lstm"); }
 void lstm_backward(const Tensor&, const std::vector<LstmBackwardDirection>&) { not_built("lstm"); }
+void jca_forward(const Tensor&, const Tensor&, const JcaWeights&, const JcaWeights&, const Tensor&, const Tensor&) {
+  not_built("joint_cross_attention");
+}
+void jca_backward(const Tensor&, const Tensor&, const JcaWeights&, const JcaWeights&, const Tensor&, const Tensor&,
+                  const Tensor&, const Tensor&, const JcaWeights&, const JcaWeights&) {
+  not_built("joint_cross_attention");
+}
 
 void sgd_update(const std::vector<SgdSlot>&) { not_built("SGD.step"); }
 void adam_update(const std::vector<AdamSlot>&) { not_built("Adam.step"); }

@@ -150,15 +150,17 @@ void Fusion::check_one(const Tensor& x, const char* what, int64_t width, const n
 
 // ---- joint cross-attention (MODEL.md §1; the authors' CAM) and its recursive form ----
 //
-// Per sequence, time in rows (the code's layout; the paper writes the transposes):
+// Per sequence, time in rows (the code's layout; the paper writes the transposes), computed by the op
+// joint_cross_attention (autograd/ops.h):
 //   X_a = encoder1(A), X_v = encoder2(V)                                     [L, d]
 //   J   = [X_a, X_v]                                                         [L, 2d]
 //   C_a = tanh( X_a^T (W_ja J) / sqrt(2d) ),  W_ja = affine_a (L x L)        [d, 2d]
 //   H_a = ReLU( W_ca(C_a) + W_a(X_a^T) )   (Linear(2d -> k), Linear(L -> k)) [d, k]
 //   X_att,a = W_ha(H_a)^T + X_a            (Linear(k -> L))                  [L, d]
 // and the same for v with affine_v, W_cv, W_v, W_hv (both branches read the same J). The heads see
-// [X_att,v, X_att,a]. Batched, every [L, d] above is [B, L, d], and a Linear "along time" is applied to the
-// transpose [B, d, L], which is exactly the authors' Linear on X^T per sample.
+// [X_att,v, X_att,a]. Batched, every [L, d] above is [B, L, d]; a Linear "along time" is the authors'
+// Linear on X^T per sample. The eight Linears hold the weights under the authors' names; the op reads
+// their weights (they have no biases) rather than calling them.
 //
 // Recursive JCA applies the attention block (everything between the encoders and the heads) `recursions`
 // times, X_att,a and X_att,v of one pass being X_a and X_v of the next (the encoders run once: their
@@ -209,24 +211,14 @@ class JCA final : public Fusion {
   }
 
  private:
-  // One pass: X_a, X_v [B, L, d] -> X_att,a, X_att,v [B, L, d].
+  // One pass: X_a, X_v [B, L, d] -> X_att,a, X_att,v [B, L, d], as one op (autograd/ops_attention.cpp: the
+  // fused kernels, and the composition this module used to run, joint_cross_attention_reference).
   std::pair<Tensor, Tensor> block(const Tensor& xa, const Tensor& xv) {
-    const Tensor joint = cat({xa, xv}, 2);  // J [B, L, 2d]
-    // The authors divide by sqrt(J's width), 2d; dividing (not multiplying by the inverse) keeps the
-    // rounding of their torch.div, which the twin comparison at 1e-10 does not need but costs nothing.
-    const double scale = std::sqrt(static_cast<double>(joint.size(2)));
-    const Tensor joint_t = joint.transpose(1, 2);  // J^T [B, 2d, L]: time last, for the time-mixing Linears
-    return {attend(xa, joint_t, scale, affine_a, W_a, W_ca, W_ha),
-            attend(xv, joint_t, scale, affine_v, W_v, W_cv, W_hv)};
-  }
-
-  // One branch: X [B, L, d] -> W_h(H)^T + X.
-  static Tensor attend(const Tensor& x, const Tensor& joint_t, double scale, nn::Linear& affine, nn::Linear& w,
-                       nn::Linear& w_c, nn::Linear& w_h) {
-    const Tensor x_t = x.transpose(1, 2);                                         // X^T [B, d, L]
-    const Tensor c = tanh(matmul(x_t, affine(joint_t).transpose(1, 2)) / scale);  // [B, d, 2d]
-    const Tensor h = relu(w_c(c) + w(x_t));                                       // [B, d, k]
-    return w_h(h).transpose(1, 2) + x;                                            // [B, L, d]
+    const JcaWeights audio{affine_a.weight, W_a.weight, W_ca.weight, W_ha.weight};
+    const JcaWeights visual{affine_v.weight, W_v.weight, W_cv.weight, W_hv.weight};
+    const JcaResult r = config_.composed_block ? joint_cross_attention_reference(xa, xv, audio, visual)
+                                               : joint_cross_attention(xa, xv, audio, visual);
+    return {r.audio, r.visual};
   }
 
   nn::Linear affine_a, affine_v, W_a, W_v, W_ca, W_cv, W_ha, W_hv;

@@ -23,13 +23,16 @@ namespace minidl::models {
 
 struct FusionConfig {
   std::string kind = "jca";
-  int64_t clips = 16;          // L
+  int64_t clips = 16;                                   // L
   int64_t audio_features = 512, visual_features = 512;  // D_a, D_v
-  int64_t encoded = 128;       // d
-  int64_t attention = 32;      // k
+  int64_t encoded = 128;                                // d
+  int64_t attention = 32;                               // k
   int64_t recursions = 2;
   int64_t head_hidden = 128;
   double head_dropout = 0.6;
+  // jca, recursive_jca: run the attention block as its composed reference (joint_cross_attention_reference)
+  // instead of the fused op; the same function, for timing one against the other (bench w1 --jca composed).
+  bool composed_block = false;
 };
 
 class FusionHeads : public nn::Module {
