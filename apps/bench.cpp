@@ -15,9 +15,12 @@
 //   bench w1 | w2 [--device cpu|cuda] [--steps N] [--math fp32|tf32|tf32-all] [--json FILE]
 //                 [--profile N] [--trace FILE] [--graph FILE] [--detect-anomaly]
 //       Full training steps of workloads W1 (JCA fusion) and W2 (the paper preset end to end), in
-//       apps/bench_model.cpp; --math picks the CUDA kernels' arithmetic. --profile N profiles N more steps
+//       apps/bench_model.cpp; --math picks the CUDA kernels' arithmetic. W1 times its attention block fused
+//       and composed of generic ops side by side (--jca fused|composed|both). --profile N profiles N more steps
 //       and prints the op profiler's tables by op and by module (--trace FILE: their Chrome trace);
 //       --graph FILE draws one step's autograd graph; --detect-anomaly times them with anomaly detection on.
+//   bench jca [--device cpu|cuda] [--steps N] [--batch N]
+//       The JCA attention block alone, forward and backward, fused and composed side by side (W1's sizes).
 //   bench cuda-gemm [--sizes 512,...,8192] [--json FILE]      (GPU; apps/bench_cuda.cu)
 //       Our SIMT and TF32 GEMM kernels against cuBLAS float32 and TF32 in the same run.
 //   bench cuda-bandwidth [--elements N]                       (GPU)
@@ -303,7 +306,8 @@ void usage(const char* prog) {
                "       %s w1|w2 [--device cpu|cuda] [--steps N] [--warmup N] [--json FILE]\n"
                "                  [--math fp32|tf32|tf32-all] [--profile N] [--trace FILE] [--graph FILE]\n"
                "                  [--detect-anomaly]\n"
-               "                  (w2 also [--preset paper|small|tiny] [--batch N])\n"
+               "                  (w1 also [--jca fused|composed|both]; w2 [--preset paper|small|tiny] [--batch N])\n"
+               "       %s jca [--device cpu|cuda] [--steps N] [--batch N]\n"
                "       %s cuda-gemm [--sizes 512,1024,2048,4096,8192] [--json FILE]\n"
                "       %s cuda-bandwidth [--elements N]\n"
                "       %s cudnn-conv [--net video|audio|both] [--search accurate|heuristic|fastest] [--clips N]\n"
@@ -314,11 +318,12 @@ void usage(const char* prog) {
                "  layers          the model's heaviest layers on the CPU, forward and backward\n"
                "  w1, w2          training steps of workloads W1 (JCA fusion) and W2 (paper model end to end);\n"
                "                  --profile N adds the op profiler's tables for N more steps\n"
+               "  jca             the JCA attention block, forward and backward, fused next to composed\n"
                "  cuda-gemm       GPU SGEMM (SIMT and TF32) next to cuBLAS in the same run\n"
                "  cuda-bandwidth  GPU elementwise and reduction bandwidth next to a device copy\n"
                "  cudnn-conv      the W2 convolutions, forward and both gradients, next to cuDNN\n"
                "  cudnn-lstm      the W3 BiLSTM forward and backward next to cuDNN\n",
-               prog, prog, prog, prog, prog, prog, prog, prog);
+               prog, prog, prog, prog, prog, prog, prog, prog, prog);
 }
 
 }  // namespace
@@ -339,6 +344,7 @@ int main(int argc, char** argv) {
     if (what == "layers") return bench_layers(argc - 2, argv + 2);
     if (what == "w1") return bench::w1(argc - 2, argv + 2);
     if (what == "w2") return bench::w2(argc - 2, argv + 2);
+    if (what == "jca") return bench::jca(argc - 2, argv + 2);
     if (what == "cudnn-conv" || what == "cudnn-lstm") {
 #ifdef MINIDL_BENCH_CUDNN
       return what == "cudnn-conv" ? bench::cudnn_conv(argc - 2, argv + 2) : bench::cudnn_lstm(argc - 2, argv + 2);
