@@ -6,9 +6,10 @@
 //   P = X^T G / s,  C = tanh(P)     [d, 2d]  row i of C needs only column i of X (feature i over time)
 //   Z = C W_c^T + X^T W^T           [d, k]   row i of Z needs only row i of C
 //   H = relu(Z),  X_att = (H W_h^T)^T + X    column i of X_att needs only row i of H
-// so the rows of X^T are independent once G is known. The forward takes them in blocks of rows: a
-// block's C, Z and H live in a few kilobytes of per-thread scratch, used by the next product while they
-// are still in cache, and never make [B, d, 2d] tensors.
+// so the rows of X^T are independent once G is known. The forward takes them in blocks of rows, each
+// block's C and H used by the next product while they are still in cache. Without a backward to come
+// they live in per-thread scratch and no [B, d, 2d] tensor is made; in training the forward writes them
+// where the backward will read them (cpu/attention.h), which spares the backward recomputing them.
 //
 // Backward, for a row block with dO the gradient of X_att, reading C and H as the forward kept them
 // (G is recomputed: L L 2d multiply-adds per sequence):
@@ -38,7 +39,7 @@ namespace {
 // Rows of X^T per block: as many as keep a block's C (rows x 2d floats) near 128 KiB, where the second
 // level of cache holds it between the products that write and read it; more rows make each product a
 // longer GEMM (timings: docs/perf.md).
-int64_t rows_per_block(int64_t d) { return std::clamp<int64_t>(32768 / (2 * d), 16, d); }
+int64_t rows_per_block(int64_t d) { return std::min(d, std::max<int64_t>(16, 32768 / (2 * d))); }
 
 struct Sizes {
   int64_t B, L, d, k;
