@@ -169,14 +169,8 @@ void run_steps(const Options& o, int64_t clips_per_step, const std::vector<Varia
 // --graph FILE: the graph of one forward (DOT, and an SVG beside it where Graphviz is installed).
 void write_graph(const Options& o, const Tensor& loss, const nn::Module& model, const std::string& title) {
   if (o.graph.empty()) return;
-  std::ofstream out(o.graph);
-  MINIDL_CHECK(out.good(), "bench: cannot write the graph to ", o.graph);
-  out << graph_dot(loss, {.names = model.named_parameters(), .title = title});
-  out.close();
-  const std::string svg = o.graph.substr(0, o.graph.rfind('.')) + ".svg";
-  const std::string why = render_svg(o.graph, svg);
-  std::printf("graph of one step: %s%s\n", o.graph.c_str(),
-              why.empty() ? (" and " + svg).c_str() : ("; " + why).c_str());
+  const std::string wrote = minidl::write_graph(o.graph, loss, {.names = model.named_parameters(), .title = title});
+  std::printf("graph of one step: %s\n", wrote.c_str());
 }
 
 optim::NamedTensors trainable(const nn::Module& m) {

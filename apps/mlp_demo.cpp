@@ -4,7 +4,6 @@
 // picture of docs/internals.md.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -36,11 +35,8 @@ int main(int argc, char** argv) {
   try {
     auto draw = [&](const Tensor& loss, const demo::Mlp& mlp) {
       if (graph.empty()) return;
-      std::ofstream(graph) << graph_dot(loss, {.names = mlp.named(), .title = "mlp_demo: one step"});
-      const std::string svg = graph.substr(0, graph.rfind('.')) + ".svg";
-      const std::string why = render_svg(graph, svg);
-      std::printf("The first step's graph: %s%s\n", graph.c_str(),
-                  why.empty() ? (" and " + svg).c_str() : ("; " + why).c_str());
+      const std::string wrote = write_graph(graph, loss, {.names = mlp.named(), .title = "mlp_demo: one step"});
+      std::printf("The first step's graph: %s\n", wrote.c_str());
     };
     const auto losses = demo::train_mlp(
         cfg,

@@ -229,13 +229,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     std::vector<Tensor> grads;
     const bool any = std::any_of(g.begin(), g.end(), [](const Tensor& t) { return t.defined(); });
     if (any) {
-      if (instrument::on()) [[unlikely]] {
+      if (instrument::on()) [[unlikely]]
         profiler::detail::backward_module(n->module);
-        const OpScope scope(*n, g);
-        grads = n->apply(g);
-      } else {
-        grads = n->apply(g);
-      }
+      const OpScope scope(*n, g);  // nothing, unless a tool is on
+      grads = n->apply(g);
       if (anomaly_detection_enabled()) anomaly::check_backward(*n, g, grads);
     }
     if (!retain_graph) {

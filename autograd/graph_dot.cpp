@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -198,6 +199,17 @@ std::string graph_dot(const Tensor& root, const DotOptions& options) {
   emit_cluster(os, "", top, 0, counter);
   os << "}\n";
   return os.str();
+}
+
+std::string write_graph(const std::string& dot_path, const Tensor& root, const DotOptions& options) {
+  const std::string text = graph_dot(root, options);
+  std::ofstream out(dot_path);
+  out << text;
+  out.close();
+  MINIDL_CHECK(out.good(), "graph_dot: cannot write ", dot_path);
+  const std::string svg = std::filesystem::path(dot_path).replace_extension(".svg").string();
+  const std::string why = render_svg(dot_path, svg);
+  return dot_path + (why.empty() ? " and " + svg : " (" + why + ")");
 }
 
 std::string render_svg(const std::string& dot_path, const std::string& svg_path) {

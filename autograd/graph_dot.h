@@ -32,6 +32,11 @@ struct DotOptions {
 // The graph behind `root`, which must require grad (a minidl::Error says why not otherwise).
 std::string graph_dot(const Tensor& root, const DotOptions& options = {});
 
+// Writes graph_dot(root, options) to dot_path and, where Graphviz is installed, the picture beside it
+// (dot_path with the extension .svg). Returns what it wrote, for the caller to print: "step.dot and
+// step.svg", or "step.dot (why there is no SVG)". A file that cannot be written is a minidl::Error.
+std::string write_graph(const std::string& dot_path, const Tensor& root, const DotOptions& options = {});
+
 // Runs Graphviz (`dot -Tsvg dot_path -o svg_path`) if it is installed. Returns "" on success, otherwise
 // why not (not installed, or what dot said), for the caller to print; never throws for a missing dot.
 std::string render_svg(const std::string& dot_path, const std::string& svg_path);

@@ -270,25 +270,19 @@ std::string Profiler::chrome_trace() const {
       if (e.bytes > 0) args["bytes"] = e.bytes;
       args["memory_in_use"] = e.memory_after;
     }
-    const std::string name = row_name(e);
-    const char* cat = kinds[static_cast<int>(e.kind)];
-    trace.push_back({{"ph", "X"},
-                     {"pid", 0},
-                     {"tid", 0},
-                     {"name", name},
-                     {"cat", cat},
-                     {"ts", e.start_us},
-                     {"dur", host_us(e)},
-                     {"args", args}});
-    if (on_gpu(e))
+    // A complete event on one track: the host's (pid 0), or the GPU's times on the device's track.
+    auto complete = [&](int pid, double ts, double dur) {
       trace.push_back({{"ph", "X"},
-                       {"pid", 1 + e.device.index},
+                       {"pid", pid},
                        {"tid", 0},
-                       {"name", name},
-                       {"cat", cat},
-                       {"ts", e.device_start_us},
-                       {"dur", time_us(e)},
+                       {"name", row_name(e)},
+                       {"cat", kinds[static_cast<int>(e.kind)]},
+                       {"ts", ts},
+                       {"dur", dur},
                        {"args", args}});
+    };
+    complete(0, e.start_us, host_us(e));
+    if (on_gpu(e)) complete(1 + e.device.index, e.device_start_us, time_us(e));
     if (is_work(e))
       trace.push_back({{"ph", "C"},
                        {"pid", 0},

@@ -84,10 +84,7 @@ bool Tensor::has_overlap() const {
   return false;
 }
 
-std::string Tensor::meta_str() const {
-  if (!defined()) return "undefined";
-  return std::string(dtype_name(dtype())) + shape_str(shape()) + " on " + device().str();
-}
+std::string Tensor::meta_str() const { return defined() ? TensorMeta::of(*this).str() : "undefined"; }
 
 // ---- element access -----------------------------------------------------------------------------
 template <class T>

@@ -1,7 +1,6 @@
 #include "models/study_tools.h"
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "autograd/error.h"
@@ -40,11 +39,9 @@ void StudyTools::before_step() {
 void StudyTools::after_forward(const Tensor& loss, const nn::Module& model) {
   if (graph_drawn_ || options_.graph.empty()) return;
   graph_drawn_ = true;
-  const std::string& dot = options_.graph;
-  write_text(dot, graph_dot(loss, {.names = model.named_parameters(), .title = "minidl: one training step"}));
-  const fs::path svg = fs::path(dot).replace_extension(".svg");
-  const std::string why = render_svg(dot, svg.string());
-  if (log_) log_("the first step's autograd graph: " + dot + (why.empty() ? " and " + svg.string() : " (" + why + ")"));
+  const std::string wrote =
+      write_graph(options_.graph, loss, {.names = model.named_parameters(), .title = "minidl: one training step"});
+  if (log_) log_("the first step's autograd graph: " + wrote);
 }
 
 void StudyTools::after_step() {
